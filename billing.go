@@ -1,0 +1,312 @@
+// Package billing holds the domain types and error codes shared by the
+// store, the Stripe adapter and the HTTP server. It imports none of them.
+package billing
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// Environment selects which of a project's Stripe accounts a call uses.
+type Environment string
+
+// The two environments every project has.
+const (
+	EnvTest Environment = "test"
+	EnvLive Environment = "live"
+)
+
+// Valid reports whether e is test or live.
+func (e Environment) Valid() bool { return e == EnvTest || e == EnvLive }
+
+// Tenant is an organisation that owns projects.
+type Tenant struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// Project is an application of a tenant with its own API credentials.
+type Project struct {
+	ID       string
+	TenantID string
+	Name     string
+	// APIKey is the public key id sent as x-api-key.
+	APIKey string
+	// SecretHash is the SHA-256 of the project's secret key; the secret
+	// itself is never stored.
+	SecretHash []byte
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// StripeSettings are a project's Stripe keys for one environment. The store
+// encrypts SecretKey and WebhookSecret at rest; in memory they are plain.
+type StripeSettings struct {
+	ProjectID      string
+	Environment    Environment
+	SecretKey      string
+	PublishableKey string
+	WebhookSecret  string
+	UpdatedAt      time.Time
+}
+
+// AuthSettings say how a project's buyer tokens are verified: a JWKS URL or
+// an HS256 shared secret (encrypted at rest), plus optional issuer and audience.
+type AuthSettings struct {
+	ProjectID   string
+	JWKSURL     string
+	HS256Secret string
+	Issuer      string
+	Audience    string
+	UpdatedAt   time.Time
+}
+
+// AuditEntry records one setup or admin change. Detail never holds a secret.
+type AuditEntry struct {
+	ID        int64
+	TenantID  string
+	ProjectID string
+	Actor     string
+	Action    string
+	Detail    string
+	CreatedAt time.Time
+}
+
+// Customer is a Stripe customer known to a project, either created through
+// the service or received through a webhook or a sync.
+type Customer struct {
+	ID          string // Stripe id, cus_...
+	ProjectID   string
+	Environment Environment
+	Email       string
+	Name        string
+	Description string
+	Phone       string
+	Metadata    map[string]string
+	// UserID is the buyer (token sub, or metadata.user_id) the customer belongs to.
+	UserID  string
+	Deleted bool
+	// Created is Stripe's creation time of the object.
+	Created time.Time
+	// EventAt is the created time of the Stripe event (or the time of the
+	// Stripe read) that last wrote this record; older writes never win.
+	EventAt   time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// CustomerFilter selects customers of one project and environment for a list,
+// newest first.
+type CustomerFilter struct {
+	ProjectID     string
+	Environment   Environment
+	Email         string // optional, case-insensitive exact match
+	StartingAfter string // optional customer id cursor
+	Limit         int    // 1-100
+}
+
+// LineItem is one price and quantity of a checkout session.
+type LineItem struct {
+	Price    string
+	Quantity int64
+}
+
+// CheckoutSession is a Stripe Checkout Session created through the service.
+type CheckoutSession struct {
+	ID              string
+	ProjectID       string
+	Environment     Environment
+	UserID          string // buyer sub
+	Mode            string // payment, subscription, setup
+	Status          string
+	PaymentStatus   string
+	CustomerID      string
+	CustomerEmail   string
+	SubscriptionID  string
+	PaymentIntentID string
+	AmountTotal     int64
+	Currency        string
+	URL             string
+	Created         time.Time
+	EventAt         time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// CheckoutSessionParams is what a caller asks for when creating a session.
+type CheckoutSessionParams struct {
+	LineItems           []LineItem
+	Mode                string
+	SuccessURL          string
+	CancelURL           string
+	CustomerEmail       string
+	Customer            string
+	Currency            string
+	AllowPromotionCodes *bool
+	TrialPeriodDays     *int64
+	ClientReferenceID   string
+	// Metadata goes on the session; SubscriptionMetadata, in subscription
+	// mode, on the subscription it creates.
+	Metadata             map[string]string
+	SubscriptionMetadata map[string]string
+}
+
+// PaymentIntent is a Stripe PaymentIntent created through the service.
+type PaymentIntent struct {
+	ID           string
+	ProjectID    string
+	Environment  Environment
+	UserID       string
+	CustomerID   string
+	Amount       int64
+	Currency     string
+	Description  string
+	ReceiptEmail string
+	Status       string
+	ClientSecret string // returned to the caller, never stored
+	CreatedAt    time.Time
+}
+
+// PaymentIntentParams is what a caller asks for when creating a payment intent.
+type PaymentIntentParams struct {
+	Amount       int64
+	Currency     string
+	Description  string
+	ReceiptEmail string
+	Customer     string
+	Metadata     map[string]string
+}
+
+// CustomerParams creates or updates a Stripe customer. On update, nil fields
+// are left unchanged.
+type CustomerParams struct {
+	Email       *string
+	Name        *string
+	Description *string
+	Phone       *string
+	Metadata    map[string]string
+}
+
+// Subscription is the local mirror of a Stripe subscription.
+type Subscription struct {
+	ID                string // Stripe id, sub_...
+	ProjectID         string
+	Environment       Environment
+	CustomerID        string
+	Email             string // customer's email when known
+	UserID            string // buyer sub from metadata.user_id when known
+	PriceID           string // first item's price
+	ProductID         string // first item's product
+	PlanName          string // product name (or price nickname) when known
+	Status            string
+	CurrentPeriodEnd  time.Time
+	CancelAtPeriodEnd bool
+	TrialEnd          *time.Time
+	Items             []SubscriptionItem
+	Created           time.Time
+	EventAt           time.Time
+	UpdatedAt         time.Time
+}
+
+// SubscriptionItem is one price of a subscription.
+type SubscriptionItem struct {
+	ID               string `json:"id"`
+	PriceID          string `json:"price_id"`
+	ProductID        string `json:"product_id"`
+	Quantity         int64  `json:"quantity"`
+	CurrentPeriodEnd int64  `json:"current_period_end,omitempty"`
+}
+
+// Product is the local mirror of a Stripe product, kept for plan names.
+type Product struct {
+	ID          string
+	ProjectID   string
+	Environment Environment
+	Name        string
+	Active      bool
+	Deleted     bool
+	EventAt     time.Time
+}
+
+// Price is the local mirror of a Stripe price, kept for plan names.
+type Price struct {
+	ID          string
+	ProjectID   string
+	Environment Environment
+	ProductID   string
+	Nickname    string
+	Active      bool
+	Deleted     bool
+	EventAt     time.Time
+}
+
+// Event processing states of a stored webhook event.
+const (
+	EventApplied = "applied" // the mirror was updated
+	EventIgnored = "ignored" // stored and acknowledged; type not mirrored
+	EventFailed  = "failed"  // permanently unprocessable; stored for the operator
+)
+
+// WebhookEvent is one Stripe event as received, stored raw.
+type WebhookEvent struct {
+	ProjectID   string
+	Environment Environment
+	ID          string // Stripe event id, evt_...
+	Type        string
+	APIVersion  string
+	Created     time.Time // Stripe's event created time
+	Payload     []byte
+	Status      string // EventApplied, EventIgnored or EventFailed
+	Error       string // why it failed, when it did
+	ReceivedAt  time.Time
+}
+
+// MirrorChange is what one event (or one Stripe read) writes to the mirror.
+// Every object in it carries the EventAt that orders it against other writes.
+type MirrorChange struct {
+	Customers       []Customer
+	Subscriptions   []Subscription
+	Products        []Product
+	Prices          []Price
+	CheckoutSession *CheckoutSession
+}
+
+// Empty reports whether the change writes nothing.
+func (c MirrorChange) Empty() bool {
+	return len(c.Customers) == 0 && len(c.Subscriptions) == 0 && len(c.Products) == 0 &&
+		len(c.Prices) == 0 && c.CheckoutSession == nil
+}
+
+// UsageCount is a number of calls of one project, environment, endpoint,
+// status class ("2xx", "4xx", "5xx") and UTC day ("2006-01-02").
+type UsageCount struct {
+	ProjectID   string
+	Environment Environment
+	Endpoint    string
+	StatusClass string
+	Day         string
+	Count       int64
+}
+
+// NormalizeEmail returns the form in which emails are compared: trimmed and
+// lower-cased.
+func NormalizeEmail(email string) string {
+	return strings.ToLower(strings.TrimSpace(email))
+}
+
+type actorKey struct{}
+
+// WithActor returns a context that names who makes a change, for the audit log.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorFromContext returns the actor set by WithActor, or "system".
+func ActorFromContext(ctx context.Context) string {
+	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
+		return a
+	}
+	return "system"
+}
