@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/stackfordevs/billing/internal/buyertoken"
+	"github.com/stackfordevs/billing/internal/usage"
+	"github.com/stackfordevs/billing/server"
+	"github.com/stackfordevs/billing/stripeadapter"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	dev := fs.Bool("dev", false, "development mode: create a local master key and admin token when none is set")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	start := time.Now()
+	c, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	c.Dev = c.Dev || *dev
+	logger := newLogger(stderr, c.LogLevel)
+	if c.Dev && c.AdminToken == "" {
+		if c.AdminToken, err = devAdminToken(); err != nil {
+			return err
+		}
+		logger.Info("development mode: admin token is in .billing/admin-token")
+	}
+	db, err := openStore(ctx, c, logger, c.AutoMigrate)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	verifier := buyertoken.NewVerifier(buyertoken.Options{Logger: logger})
+	defer verifier.Close()
+	recorder := usage.NewRecorder(db, usage.Options{Logger: logger})
+
+	app, err := server.New(server.Config{
+		Store:      db,
+		Stripe:     stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger}),
+		Verifier:   verifier,
+		Logger:     logger,
+		AdminToken: c.AdminToken,
+		Usage:      recorder,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           app,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "startup_ms", time.Since(start).Milliseconds(), "dev", c.Dev)
+	if c.Dev {
+		fmt.Fprintf(stdout, "Billing service on http://%s\n", displayAddr(ln.Addr()))
+		fmt.Fprintf(stdout, "Create a tenant and a project:\n"+
+			"  curl -s -X POST http://%[1]s/v1/admin/tenants -H \"Authorization: Bearer $(cat .billing/admin-token)\" -H 'Content-Type: application/json' -d '{\"name\":\"Acme\"}'\n"+
+			"  curl -s -X POST http://%[1]s/v1/admin/tenants/TENANT_ID/projects -H \"Authorization: Bearer $(cat .billing/admin-token)\" -H 'Content-Type: application/json' -d '{\"name\":\"My App\"}'\n",
+			displayAddr(ln.Addr()))
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		recorder.Close(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if ferr := recorder.Close(sctx); ferr != nil {
+		logger.Error("usage flush at shutdown failed", "error", ferr.Error())
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func displayAddr(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok && (t.IP == nil || t.IP.IsUnspecified()) {
+		return fmt.Sprintf("localhost:%d", t.Port)
+	}
+	return a.String()
+}

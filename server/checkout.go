@@ -1,0 +1,275 @@
+package server
+
+import (
+	"context"
+	"strings"
+
+	billing "github.com/stackfordevs/billing"
+	"github.com/stackfordevs/billing/gen"
+	"github.com/stackfordevs/billing/internal/buyertoken"
+)
+
+// CreateCheckoutSession creates a Stripe Checkout Session for the buyer and
+// records it as the project's and the buyer's.
+func (s *Server) CreateCheckoutSession(ctx context.Context, req gen.CreateCheckoutSessionRequestObject) (gen.CreateCheckoutSessionResponseObject, error) {
+	p, err := project(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := req.Body
+	if err := checkCheckoutRequest(b); err != nil {
+		return nil, err
+	}
+	env := envOf(req.Params.Environment)
+	claims, err := s.buyer(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	client, _, err := s.stripeClient(ctx, p, env)
+	if err != nil {
+		return nil, err
+	}
+	if b.Customer != nil {
+		if _, err := s.buyerCustomer(ctx, p, env, *b.Customer, claims); err != nil {
+			return nil, err
+		}
+	}
+	md := taggedMetadata(p, b.Metadata)
+	md["user_id"] = claims.Subject
+	params := billing.CheckoutSessionParams{
+		Mode:                string(b.Mode),
+		SuccessURL:          b.SuccessUrl,
+		CancelURL:           deref(b.CancelUrl),
+		Customer:            deref(b.Customer),
+		Currency:            strings.ToLower(deref(b.Currency)),
+		AllowPromotionCodes: b.AllowPromotionCodes,
+		TrialPeriodDays:     b.TrialPeriodDays,
+		ClientReferenceID:   claims.Subject,
+		Metadata:            md,
+	}
+	if b.CustomerEmail != nil {
+		params.CustomerEmail = string(*b.CustomerEmail)
+	}
+	if b.LineItems != nil {
+		for _, li := range *b.LineItems {
+			params.LineItems = append(params.LineItems, billing.LineItem{Price: li.Price, Quantity: li.Quantity})
+		}
+	}
+	if params.Mode == "subscription" {
+		params.SubscriptionMetadata = md
+	}
+	cs, err := client.CreateCheckoutSession(ctx, params, deref(req.Params.IdempotencyKey))
+	if err != nil {
+		return nil, err
+	}
+	rec := *cs
+	rec.ProjectID, rec.Environment, rec.UserID = p.ID, env, claims.Subject
+	if rec.Mode == "" {
+		rec.Mode = params.Mode
+	}
+	if rec.CustomerID == "" {
+		rec.CustomerID = params.Customer
+	}
+	if rec.CustomerEmail == "" {
+		rec.CustomerEmail = params.CustomerEmail
+	}
+	if rec.Created.IsZero() {
+		rec.Created = s.now()
+	}
+	if err := s.store.CreateCheckoutSession(ctx, rec); err != nil && billing.ErrorCode(err) != billing.ECONFLICT {
+		return nil, err
+	}
+	return gen.CreateCheckoutSession200JSONResponse(checkoutJSON(&rec)), nil
+}
+
+// checkCheckoutRequest applies the rules the schema cannot express.
+func checkCheckoutRequest(b *gen.CreateCheckoutSessionRequest) error {
+	mode := string(b.Mode)
+	if mode != "setup" && (b.LineItems == nil || len(*b.LineItems) == 0) {
+		return billing.FieldErrorf("line_items", "line_items: required in %s mode", mode)
+	}
+	if mode == "setup" && b.LineItems != nil && len(*b.LineItems) > 0 {
+		return billing.FieldErrorf("line_items", "line_items: not allowed in setup mode")
+	}
+	if mode == "setup" && b.Currency == nil {
+		return billing.FieldErrorf("currency", "currency: required in setup mode")
+	}
+	if b.TrialPeriodDays != nil && mode != "subscription" {
+		return billing.FieldErrorf("trial_period_days", "trial_period_days: only allowed in subscription mode")
+	}
+	if b.Customer != nil && b.CustomerEmail != nil {
+		return billing.FieldErrorf("customer_email", "customer_email: give either customer or customer_email, not both")
+	}
+	return checkMetadata(b.Metadata)
+}
+
+// GetCheckoutSession returns the status of a session of this project and
+// buyer, fresh from Stripe. A completed subscription session also refreshes
+// the subscription in the mirror, so a success page sees it before the
+// webhook arrives.
+func (s *Server) GetCheckoutSession(ctx context.Context, req gen.GetCheckoutSessionRequestObject) (gen.GetCheckoutSessionResponseObject, error) {
+	p, err := project(ctx)
+	if err != nil {
+		return nil, err
+	}
+	env := envOf(req.Params.Environment)
+	claims, err := s.buyer(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.store.FindCheckoutSession(ctx, p.ID, env, req.Id)
+	if err != nil {
+		return nil, notFound(err, "id", "No such checkout session: "+req.Id+".")
+	}
+	if rec.UserID != claims.Subject {
+		return nil, notFound(nil, "id", "No such checkout session: "+req.Id+".")
+	}
+	client, _, err := s.stripeClient(ctx, p, env)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := client.GetCheckoutSession(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	upd := mergeSession(rec, cs)
+	upd.EventAt = s.now()
+	if err := s.store.UpdateCheckoutSession(ctx, upd); err != nil {
+		return nil, err
+	}
+	if upd.Status == "complete" && upd.SubscriptionID != "" {
+		s.refreshSubscription(ctx, client, p.ID, env, upd.SubscriptionID, claims)
+	}
+	return gen.GetCheckoutSession200JSONResponse(checkoutJSON(&upd)), nil
+}
+
+// mergeSession takes Stripe's current fields over the record's, keeping the
+// record's where Stripe's are empty.
+func mergeSession(rec, cs *billing.CheckoutSession) billing.CheckoutSession {
+	out := *rec
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&out.Status, cs.Status)
+	set(&out.PaymentStatus, cs.PaymentStatus)
+	set(&out.CustomerID, cs.CustomerID)
+	set(&out.CustomerEmail, cs.CustomerEmail)
+	set(&out.SubscriptionID, cs.SubscriptionID)
+	set(&out.PaymentIntentID, cs.PaymentIntentID)
+	set(&out.Currency, cs.Currency)
+	if cs.AmountTotal != 0 {
+		out.AmountTotal = cs.AmountTotal
+	}
+	out.URL = cs.URL
+	return out
+}
+
+func checkoutJSON(cs *billing.CheckoutSession) gen.CheckoutSession {
+	out := gen.CheckoutSession{
+		Id:            cs.ID,
+		Object:        gen.CheckoutSessionObjectCheckoutSession,
+		Mode:          gen.CheckoutSessionMode(cs.Mode),
+		Status:        optional(cs.Status),
+		PaymentStatus: optional(cs.PaymentStatus),
+		Customer:      optional(cs.CustomerID),
+		CustomerEmail: optional(cs.CustomerEmail),
+		Subscription:  optional(cs.SubscriptionID),
+		PaymentIntent: optional(cs.PaymentIntentID),
+		Currency:      optional(cs.Currency),
+		Url:           optional(cs.URL),
+	}
+	if cs.AmountTotal != 0 {
+		out.AmountTotal = ptr(cs.AmountTotal)
+	}
+	return out
+}
+
+// CreatePaymentIntent creates a PaymentIntent with automatic payment methods
+// and returns its client secret with the project's publishable key.
+func (s *Server) CreatePaymentIntent(ctx context.Context, req gen.CreatePaymentIntentRequestObject) (gen.CreatePaymentIntentResponseObject, error) {
+	p, err := project(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := req.Body
+	if err := checkMetadata(b.Metadata); err != nil {
+		return nil, err
+	}
+	env := envOf(req.Params.Environment)
+	claims, err := s.buyer(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	client, st, err := s.stripeClient(ctx, p, env)
+	if err != nil {
+		return nil, err
+	}
+	if b.Customer != nil {
+		if _, err := s.buyerCustomer(ctx, p, env, *b.Customer, claims); err != nil {
+			return nil, err
+		}
+	}
+	md := taggedMetadata(p, b.Metadata)
+	md["user_id"] = claims.Subject
+	params := billing.PaymentIntentParams{
+		Amount:      b.Amount,
+		Currency:    strings.ToLower(b.Currency),
+		Description: deref(b.Description),
+		Customer:    deref(b.Customer),
+		Metadata:    md,
+	}
+	if b.ReceiptEmail != nil {
+		params.ReceiptEmail = string(*b.ReceiptEmail)
+	}
+	pi, err := client.CreatePaymentIntent(ctx, params, deref(req.Params.IdempotencyKey))
+	if err != nil {
+		return nil, err
+	}
+	rec := billing.PaymentIntent{
+		ID: pi.ID, ProjectID: p.ID, Environment: env, UserID: claims.Subject,
+		CustomerID: params.Customer, Amount: params.Amount, Currency: params.Currency,
+		Description: params.Description, ReceiptEmail: params.ReceiptEmail, Status: pi.Status,
+		CreatedAt: s.now(),
+	}
+	if err := s.store.CreatePaymentIntent(ctx, rec); err != nil && billing.ErrorCode(err) != billing.ECONFLICT {
+		return nil, err
+	}
+	return gen.CreatePaymentIntent200JSONResponse{
+		ClientSecret:    pi.ClientSecret,
+		PaymentIntentId: pi.ID,
+		Status:          pi.Status,
+		PublishableKey:  st.PublishableKey,
+		Amount:          ptr(params.Amount),
+		Currency:        ptr(params.Currency),
+	}, nil
+}
+
+// CreatePortalSession opens Stripe's customer portal for a customer of this
+// project that belongs to the buyer.
+func (s *Server) CreatePortalSession(ctx context.Context, req gen.CreatePortalSessionRequestObject) (gen.CreatePortalSessionResponseObject, error) {
+	p, err := project(ctx)
+	if err != nil {
+		return nil, err
+	}
+	env := envOf(req.Params.Environment)
+	claims, err := s.buyer(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	client, _, err := s.stripeClient(ctx, p, env)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.buyerCustomer(ctx, p, env, req.Body.Customer, claims); err != nil {
+		return nil, err
+	}
+	url, err := client.CreatePortalSession(ctx, req.Body.Customer, req.Body.ReturnUrl, deref(req.Params.IdempotencyKey))
+	if err != nil {
+		return nil, err
+	}
+	return gen.CreatePortalSession200JSONResponse{Url: url}, nil
+}
+
+var _ = buyertoken.Claims{}

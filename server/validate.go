@@ -1,0 +1,155 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+
+	billing "github.com/stackfordevs/billing"
+)
+
+// validator checks each request against the operation Echo matched, before
+// any handler runs.
+type validator struct {
+	routes  map[string]*routers.Route // "METHOD /echo/:path"
+	options *openapi3filter.Options
+}
+
+func newValidator(spec *openapi3.T) *validator {
+	v := &validator{
+		routes: make(map[string]*routers.Route),
+		options: &openapi3filter.Options{
+			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+			SchemaValidationOptions: []openapi3.SchemaValidationOption{
+				openapi3.EnableFormatValidation(),
+				openapi3.WithStringFormatValidator("email", formatFunc(validEmail)),
+				openapi3.WithStringFormatValidator("uri", formatFunc(validURL)),
+			},
+		},
+	}
+	v.options.WithCustomSchemaErrorFunc(func(err *openapi3.SchemaError) string { return err.Reason })
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			v.routes[method+" "+echoPath(path)] = &routers.Route{
+				Spec: spec, Path: path, PathItem: item, Method: method, Operation: op,
+			}
+		}
+	}
+	return v
+}
+
+// echoPath turns "/a/{id}" into Echo's "/a/:id".
+func echoPath(p string) string {
+	p = strings.ReplaceAll(p, "{", ":")
+	return strings.ReplaceAll(p, "}", "")
+}
+
+type formatFunc func(string) error
+
+func (f formatFunc) Validate(s string) error { return f(s) }
+
+func validEmail(s string) error {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" {
+		return errors.New("must be an email address")
+	}
+	return nil
+}
+
+func validURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an absolute http or https URL")
+	}
+	return nil
+}
+
+func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		route, ok := v.routes[req.Method+" "+c.Path()]
+		if !ok {
+			return next(c)
+		}
+		var body []byte
+		if req.Body != nil && req.Body != http.NoBody {
+			b, err := io.ReadAll(req.Body)
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					return billing.Errorf(billing.ETOOLARGE, "Request body is larger than 1 MiB.")
+				}
+				return billing.Errorf(billing.EINVALID, "Request body could not be read.")
+			}
+			body = b
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		params := make(map[string]string, len(c.ParamNames()))
+		for i, name := range c.ParamNames() {
+			params[name] = c.ParamValues()[i]
+		}
+		in := &openapi3filter.RequestValidationInput{
+			Request: req, PathParams: params, Route: route, Options: v.options,
+		}
+		if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
+			return requestError(err)
+		}
+		// The validator may have consumed the body; hand a fresh reader on,
+		// and keep the raw bytes for handlers that verify signatures.
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		c.SetRequest(req.WithContext(context.WithValue(req.Context(), rawBodyKey, body)))
+		return next(c)
+	}
+}
+
+// requestError turns a kin-openapi validation failure into a 400 that names
+// the field at fault.
+func requestError(err error) error {
+	var re *openapi3filter.RequestError
+	if !errors.As(err, &re) {
+		return billing.Errorf(billing.EINVALID, "Invalid request.")
+	}
+	var se *openapi3.SchemaError
+	hasSchemaErr := errors.As(re.Err, &se)
+	switch {
+	case re.Parameter != nil:
+		name := re.Parameter.Name
+		reason := re.Reason
+		if hasSchemaErr {
+			reason = se.Reason
+		} else if re.Err != nil && reason == "" {
+			reason = re.Err.Error()
+		}
+		if reason == "" {
+			reason = "is invalid"
+		}
+		return billing.FieldErrorf(name, "%s: %s", name, reason)
+	case re.RequestBody != nil:
+		if hasSchemaErr {
+			field := strings.Join(se.JSONPointer(), ".")
+			if field == "" {
+				return billing.Errorf(billing.EINVALID, "Request body: %s", se.Reason)
+			}
+			return billing.FieldErrorf(field, "%s: %s", field, se.Reason)
+		}
+		if re.Err != nil && strings.Contains(re.Err.Error(), "value is required but missing") {
+			return billing.Errorf(billing.EINVALID, "Request body is required.")
+		}
+		if re.Reason == "header Content-Type has unexpected value" || strings.Contains(fmt.Sprint(re.Err), "Content-Type") {
+			return billing.Errorf(billing.EINVALID, "Request body must be JSON (Content-Type: application/json).")
+		}
+		return billing.Errorf(billing.EINVALID, "Request body is not valid JSON.")
+	}
+	return billing.Errorf(billing.EINVALID, "Invalid request: %s", re.Reason)
+}
