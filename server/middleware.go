@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	billing "github.com/stackfordevs/billing"
+	"github.com/stackfordevs/billing/internal/metrics"
 )
 
 // MaxBodyBytes is the largest request body the service reads.
@@ -89,7 +90,7 @@ func recoverMiddleware(logger *slog.Logger) echo.MiddlewareFunc {
 
 // logMiddleware writes one structured line per request: never headers,
 // bodies or query strings, which can carry secrets or emails.
-func logMiddleware(logger *slog.Logger, now func() time.Time) echo.MiddlewareFunc {
+func logMiddleware(logger *slog.Logger, now func() time.Time, m *metrics.Metrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := now()
@@ -97,12 +98,20 @@ func logMiddleware(logger *slog.Logger, now func() time.Time) echo.MiddlewareFun
 			if err != nil {
 				c.Error(err)
 			}
+			elapsed := now().Sub(start)
+			if m != nil {
+				route := c.Path()
+				if c.Response().Status == http.StatusNotFound && route == "" {
+					route = "unmatched"
+				}
+				m.ObserveRequest(route, c.Request().Method, c.Response().Status, elapsed)
+			}
 			attrs := []slog.Attr{
 				slog.String("request_id", requestID(c)),
 				slog.String("method", c.Request().Method),
 				slog.String("route", c.Path()),
 				slog.Int("status", c.Response().Status),
-				slog.Float64("latency_ms", float64(now().Sub(start).Microseconds())/1000),
+				slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
 			}
 			if p := projectFromContext(c.Request().Context()); p != nil {
 				attrs = append(attrs, slog.String("project_id", p.ID))

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,6 +15,8 @@ import (
 	"github.com/stackfordevs/billing/gen"
 	"github.com/stackfordevs/billing/internal/admin"
 	"github.com/stackfordevs/billing/internal/buyertoken"
+	"github.com/stackfordevs/billing/internal/metrics"
+	"github.com/stackfordevs/billing/internal/ratelimit"
 	"github.com/stackfordevs/billing/stripeadapter"
 )
 
@@ -38,12 +41,22 @@ type Config struct {
 	Now              func() time.Time
 	// Usage counts calls per project; nil counts nothing.
 	Usage UsageRecorder
+	// Metrics, when set, are kept and served at /metrics.
+	Metrics *metrics.Metrics
+	// MetricsToken, when set, protects /metrics with a bearer token.
+	MetricsToken string
+	// Limiter enforces the hourly budgets; nil means an in-process limiter.
+	Limiter ratelimit.Limiter
+	// CreatesPerHour and QueriesPerHour are each project's and environment's
+	// budgets (defaults 1000 and 5000).
+	CreatesPerHour int
+	QueriesPerHour int
+	// SessionKey signs the setup page's session cookies (32 bytes); when
+	// empty the setup page is not served.
+	SessionKey []byte
 	// Routes lets the composition root add routes (docs, metrics, setup page)
 	// to the same Echo instance.
 	Routes []func(e *echo.Echo)
-	// Middleware runs after authentication, before validation (rate limits,
-	// usage counting).
-	Middleware []echo.MiddlewareFunc
 }
 
 // Server implements gen.StrictServerInterface.
@@ -56,6 +69,7 @@ type Server struct {
 	adminToken string
 	now        func() time.Time
 	tolerance  time.Duration
+	metrics    *metrics.Metrics
 
 	projects     *ttlCache[string, *billing.Project]
 	projectsByID *ttlCache[string, *billing.Project]
@@ -92,6 +106,15 @@ func New(cfg Config) (*echo.Echo, error) {
 	if cfg.WebhookTolerance <= 0 {
 		cfg.WebhookTolerance = 5 * time.Minute
 	}
+	if cfg.CreatesPerHour <= 0 {
+		cfg.CreatesPerHour = 1000
+	}
+	if cfg.QueriesPerHour <= 0 {
+		cfg.QueriesPerHour = 5000
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = ratelimit.NewLocal(cfg.Now)
+	}
 	if cfg.Verifier == nil {
 		cfg.Verifier = buyertoken.NewVerifier(buyertoken.Options{Now: cfg.Now, Logger: cfg.Logger})
 	}
@@ -110,6 +133,7 @@ func New(cfg Config) (*echo.Echo, error) {
 		adminToken:   cfg.AdminToken,
 		now:          cfg.Now,
 		tolerance:    cfg.WebhookTolerance,
+		metrics:      cfg.Metrics,
 		projects:     newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
 		projectsByID: newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
 		stripeCfg:    newTTLCache[envKey, *billing.StripeSettings](cfg.CacheTTL, 100_000, cfg.Now),
@@ -121,13 +145,25 @@ func New(cfg Config) (*echo.Echo, error) {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
-	e.Use(requestIDMiddleware, logMiddleware(cfg.Logger, cfg.Now), recoverMiddleware(cfg.Logger), bodyLimitMiddleware, s.authMiddleware)
+	e.Use(requestIDMiddleware, logMiddleware(cfg.Logger, cfg.Now, cfg.Metrics), recoverMiddleware(cfg.Logger), bodyLimitMiddleware, s.authMiddleware)
 	if cfg.Usage != nil {
 		e.Use(usageMiddleware(cfg.Usage))
 	}
-	e.Use(cfg.Middleware...)
+	e.Use(s.rateLimitMiddleware(cfg.Limiter, cfg.CreatesPerHour, cfg.QueriesPerHour))
 	e.Use(newValidator(spec).middleware)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
+	var metricsHandler http.Handler
+	if cfg.Metrics != nil {
+		metricsHandler = cfg.Metrics.Handler(cfg.MetricsToken)
+	}
+	if err := s.opsRoutes(e, spec, metricsHandler); err != nil {
+		return nil, err
+	}
+	if len(cfg.SessionKey) > 0 {
+		if err := s.setupRoutes(e, cfg.SessionKey); err != nil {
+			return nil, err
+		}
+	}
 	for _, add := range cfg.Routes {
 		add(e)
 	}

@@ -43,18 +43,26 @@ func (s *Server) PutStripeSetup(ctx context.Context, req gen.PutStripeSetupReque
 	if b.WebhookSecret != nil {
 		st.WebhookSecret = strings.TrimSpace(*b.WebhookSecret)
 	}
-	if err := validateStripeKeys(st); err != nil {
+	if err := s.saveStripeSettings(ctx, st); err != nil {
 		return nil, err
 	}
-	if err := s.store.PutStripeSettings(ctx, st); err != nil {
-		return nil, err
-	}
-	s.stripeCfg.delete(envKey{p.ID, env})
 	saved, err := s.store.FindStripeSettings(ctx, p.ID, env)
 	if err != nil {
 		return nil, err
 	}
 	return gen.PutStripeSetup200JSONResponse(s.stripeSetup(ctx, p.ID, env, saved)), nil
+}
+
+// saveStripeSettings validates and stores one environment's Stripe keys.
+func (s *Server) saveStripeSettings(ctx context.Context, st billing.StripeSettings) error {
+	if err := validateStripeKeys(st); err != nil {
+		return err
+	}
+	if err := s.store.PutStripeSettings(ctx, st); err != nil {
+		return err
+	}
+	s.stripeCfg.delete(envKey{st.ProjectID, st.Environment})
+	return nil
 }
 
 // validateStripeKeys applies the prefix rules: test keys only in test, live
@@ -136,21 +144,33 @@ func (s *Server) PutAuthSetup(ctx context.Context, req gen.PutAuthSetupRequestOb
 		Issuer:      strings.TrimSpace(deref(b.Issuer)),
 		Audience:    strings.TrimSpace(deref(b.Audience)),
 	}
-	switch {
-	case a.JWKSURL == "" && a.HS256Secret == "":
-		return nil, billing.FieldErrorf("jwks_url", "jwks_url or hs256_secret: one of them is required")
-	case a.JWKSURL != "" && a.HS256Secret != "":
-		return nil, billing.FieldErrorf("hs256_secret", "jwks_url and hs256_secret: give only one of them")
-	}
-	if err := s.store.PutAuthSettings(ctx, a); err != nil {
+	if err := s.saveAuthSettings(ctx, a); err != nil {
 		return nil, err
 	}
-	s.authCfg.delete(p.ID)
 	saved, err := s.store.FindAuthSettings(ctx, p.ID)
 	if err != nil {
 		return nil, err
 	}
 	return gen.PutAuthSetup200JSONResponse(authSetup(saved)), nil
+}
+
+// saveAuthSettings validates and stores the buyer-token settings.
+func (s *Server) saveAuthSettings(ctx context.Context, a billing.AuthSettings) error {
+	switch {
+	case a.JWKSURL == "" && a.HS256Secret == "":
+		return billing.FieldErrorf("jwks_url", "jwks_url or hs256_secret: one of them is required")
+	case a.JWKSURL != "" && a.HS256Secret != "":
+		return billing.FieldErrorf("hs256_secret", "jwks_url and hs256_secret: give only one of them")
+	case a.JWKSURL != "" && validURL(a.JWKSURL) != nil:
+		return billing.FieldErrorf("jwks_url", "jwks_url: must be an absolute http or https URL")
+	case a.HS256Secret != "" && len(a.HS256Secret) < 32:
+		return billing.FieldErrorf("hs256_secret", "hs256_secret: must be at least 32 characters")
+	}
+	if err := s.store.PutAuthSettings(ctx, a); err != nil {
+		return err
+	}
+	s.authCfg.delete(a.ProjectID)
+	return nil
 }
 
 func authSetup(a *billing.AuthSettings) gen.AuthSetup {

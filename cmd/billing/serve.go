@@ -7,9 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/stackfordevs/billing/internal/buyertoken"
+	"github.com/stackfordevs/billing/internal/metrics"
+	"github.com/stackfordevs/billing/internal/ratelimit"
 	"github.com/stackfordevs/billing/internal/usage"
 	"github.com/stackfordevs/billing/server"
 	"github.com/stackfordevs/billing/stripeadapter"
@@ -43,14 +46,47 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	verifier := buyertoken.NewVerifier(buyertoken.Options{Logger: logger})
 	defer verifier.Close()
 	recorder := usage.NewRecorder(db, usage.Options{Logger: logger})
+	m := metrics.New()
+	m.ObserveUsageLag(recorder.Lag)
+
+	var limiter ratelimit.Limiter = ratelimit.NewLocal(nil)
+	if c.RedisURL != "" {
+		rdb, err := ratelimit.NewRedisClient(c.RedisURL)
+		if err != nil {
+			return fmt.Errorf("BILLING_REDIS_URL: %w", err)
+		}
+		defer rdb.Close()
+		rl := ratelimit.NewRedis(rdb, logger)
+		rl.OnError = m.RateLimiterFails.Inc
+		limiter = rl
+	}
+	ring, err := c.keyring()
+	if err != nil {
+		return err
+	}
 
 	app, err := server.New(server.Config{
-		Store:      db,
-		Stripe:     stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger}),
-		Verifier:   verifier,
-		Logger:     logger,
-		AdminToken: c.AdminToken,
-		Usage:      recorder,
+		Store: db,
+		Stripe: stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger,
+			Observe: func(op string, d time.Duration, status int) {
+				code := ""
+				if status == 0 {
+					code = "network"
+				} else if status >= 400 {
+					code = strconv.Itoa(status)
+				}
+				m.ObserveStripe(op, d, code)
+			}}),
+		Verifier:       verifier,
+		Logger:         logger,
+		AdminToken:     c.AdminToken,
+		Usage:          recorder,
+		Metrics:        m,
+		MetricsToken:   c.MetricsToken,
+		Limiter:        limiter,
+		CreatesPerHour: c.CreatesPerHour,
+		QueriesPerHour: c.QueriesPerHour,
+		SessionKey:     ring.DeriveKey("setup-session"),
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -27,6 +28,7 @@ const sealVersion = "v1"
 // the previous keys, so master keys can be rotated without downtime. A
 // Keyring is safe for concurrent use.
 type Keyring struct {
+	current   []byte
 	currentID string
 	aeads     map[string]cipher.AEAD // by key id
 }
@@ -40,6 +42,7 @@ func NewKeyring(current []byte, previous ...[]byte) (*Keyring, error) {
 		return nil, err
 	}
 	k.currentID = id
+	k.current = append([]byte(nil), current...)
 	for i, p := range previous {
 		if _, err := k.add(p, "Previous master key "+strconv.Itoa(i+1)); err != nil {
 			return nil, err
@@ -87,6 +90,15 @@ func GenerateMasterKey() (string, error) {
 func KeyID(key []byte) string {
 	sum := sha256.Sum256(key)
 	return hex.EncodeToString(sum[:4])
+}
+
+// DeriveKey returns a 32-byte key for one purpose (such as signing session
+// cookies), derived from the current master key with HMAC-SHA256, so that no
+// further secret has to be configured.
+func (k *Keyring) DeriveKey(purpose string) []byte {
+	m := hmac.New(sha256.New, k.current)
+	m.Write([]byte("billing/derive/" + purpose))
+	return m.Sum(nil)
 }
 
 // CurrentKeyID returns the id of the key Seal uses.

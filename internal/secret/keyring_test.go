@@ -271,3 +271,14 @@ func assertInternal(tb testing.TB, err error, key []byte) {
 		tb.Fatalf("message %q contains the raw key", msg)
 	}
 }
+
+func TestDeriveKey(t *testing.T) {
+	a, _ := secret.NewKeyring(bytes.Repeat([]byte{1}, 32))
+	b, _ := secret.NewKeyring(bytes.Repeat([]byte{2}, 32))
+	if got := a.DeriveKey("x"); len(got) != 32 || bytes.Equal(got, a.DeriveKey("y")) || bytes.Equal(got, b.DeriveKey("x")) {
+		t.Errorf("got %x, want 32 bytes that differ per purpose and per master key", got)
+	}
+	if !bytes.Equal(a.DeriveKey("x"), a.DeriveKey("x")) {
+		t.Error("derivation is not deterministic")
+	}
+}
