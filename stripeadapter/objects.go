@@ -1,0 +1,356 @@
+package stripeadapter
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stackfordevs/billing"
+)
+
+// The types below decode Stripe objects from JSON leniently, with
+// encoding/json and only the fields the service reads, so that responses and
+// events of any API version map alike. API responses are decoded from their
+// raw body for the same reason: stripe-go's typed structs follow one API
+// version only (2023-10-16 for v76), and newer versions moved fields such as
+// a subscription's current_period_end.
+
+// expandable is a field that holds either an object's id or, when expanded,
+// the object itself.
+type expandable struct {
+	ID     string
+	Object json.RawMessage // nil unless expanded
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (e *expandable) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0 || bytes.Equal(b, []byte("null")):
+		return nil
+	case b[0] == '"':
+		return json.Unmarshal(b, &e.ID)
+	case b[0] == '{':
+		var o struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(b, &o); err != nil {
+			return err
+		}
+		e.ID = o.ID
+		e.Object = append(json.RawMessage(nil), b...)
+		return nil
+	default:
+		return fmt.Errorf("want an id or an object, got %.20s", b)
+	}
+}
+
+// metadata is Stripe metadata. Values are strings in Stripe; anything else
+// is kept in its JSON form rather than failing the whole object.
+type metadata map[string]string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (m *metadata) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*m = nil
+		return nil
+	}
+	out := make(metadata, len(raw))
+	for k, v := range raw {
+		var s string
+		switch {
+		case bytes.Equal(v, []byte("null")):
+			continue
+		case json.Unmarshal(v, &s) == nil:
+			out[k] = s
+		default:
+			out[k] = string(v)
+		}
+	}
+	*m = out
+	return nil
+}
+
+// userID returns the buyer the object was created for.
+func (m metadata) userID() string { return m["user_id"] }
+
+type rawCustomer struct {
+	ID          string   `json:"id"`
+	Object      string   `json:"object"`
+	Email       string   `json:"email"`
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Phone       string   `json:"phone"`
+	Metadata    metadata `json:"metadata"`
+	Deleted     bool     `json:"deleted"`
+	Created     int64    `json:"created"`
+}
+
+type rawProduct struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Name    string `json:"name"`
+	Active  bool   `json:"active"`
+	Deleted bool   `json:"deleted"`
+}
+
+// rawPrice also decodes a legacy plan, which has the same fields.
+type rawPrice struct {
+	ID       string     `json:"id"`
+	Object   string     `json:"object"`
+	Product  expandable `json:"product"`
+	Nickname string     `json:"nickname"`
+	Active   bool       `json:"active"`
+	Deleted  bool       `json:"deleted"`
+}
+
+type rawSubscriptionItem struct {
+	ID       string    `json:"id"`
+	Price    *rawPrice `json:"price"`
+	Plan     *rawPrice `json:"plan"`
+	Quantity int64     `json:"quantity"`
+	// CurrentPeriodEnd is on items from API version 2025-03-31 on.
+	CurrentPeriodEnd int64 `json:"current_period_end"`
+}
+
+type rawSubscription struct {
+	ID       string     `json:"id"`
+	Object   string     `json:"object"`
+	Status   string     `json:"status"`
+	Customer expandable `json:"customer"`
+	// CurrentPeriodEnd is at the top level up to API version 2025-02-24.
+	CurrentPeriodEnd  int64    `json:"current_period_end"`
+	CancelAtPeriodEnd bool     `json:"cancel_at_period_end"`
+	TrialEnd          int64    `json:"trial_end"`
+	Created           int64    `json:"created"`
+	Metadata          metadata `json:"metadata"`
+	Items             struct {
+		Data []rawSubscriptionItem `json:"data"`
+	} `json:"items"`
+	Plan *rawPrice `json:"plan"`
+}
+
+type rawCheckoutSession struct {
+	ID              string     `json:"id"`
+	Object          string     `json:"object"`
+	Status          string     `json:"status"`
+	PaymentStatus   string     `json:"payment_status"`
+	Mode            string     `json:"mode"`
+	Customer        expandable `json:"customer"`
+	CustomerEmail   string     `json:"customer_email"`
+	CustomerDetails *struct {
+		Email string `json:"email"`
+	} `json:"customer_details"`
+	Subscription      expandable `json:"subscription"`
+	PaymentIntent     expandable `json:"payment_intent"`
+	AmountTotal       int64      `json:"amount_total"`
+	Currency          string     `json:"currency"`
+	URL               string     `json:"url"`
+	Created           int64      `json:"created"`
+	ClientReferenceID string     `json:"client_reference_id"`
+	Metadata          metadata   `json:"metadata"`
+}
+
+type rawInvoice struct {
+	ID     string `json:"id"`
+	Object string `json:"object"`
+	// Subscription is at the top level up to API version 2025-02-24, and
+	// under parent.subscription_details from 2025-03-31 on.
+	Subscription expandable `json:"subscription"`
+	Parent       *struct {
+		SubscriptionDetails *struct {
+			Subscription expandable `json:"subscription"`
+		} `json:"subscription_details"`
+	} `json:"parent"`
+}
+
+// errNoID is returned by the decoders for an object without an id.
+var errNoID = errors.New("object has no id")
+
+// decodeObject decodes one Stripe object of the given object type. An object
+// whose "object" field names another type is an error.
+func decodeObject(b []byte, want string, v any, id, object *string) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return err
+	}
+	if *id == "" {
+		return errNoID
+	}
+	if *object != "" && *object != want {
+		return fmt.Errorf("object is a %q, want a %q", *object, want)
+	}
+	return nil
+}
+
+func decodeCustomer(b []byte, projectID string, env billing.Environment, at time.Time) (billing.Customer, error) {
+	var r rawCustomer
+	if err := decodeObject(b, "customer", &r, &r.ID, &r.Object); err != nil {
+		return billing.Customer{}, err
+	}
+	return billing.Customer{
+		ID:          r.ID,
+		ProjectID:   projectID,
+		Environment: env,
+		Email:       r.Email,
+		Name:        r.Name,
+		Description: r.Description,
+		Phone:       r.Phone,
+		Metadata:    r.Metadata,
+		UserID:      r.Metadata.userID(),
+		Deleted:     r.Deleted,
+		Created:     unixTime(r.Created),
+		EventAt:     at,
+	}, nil
+}
+
+func decodeProduct(b []byte, projectID string, env billing.Environment, at time.Time) (billing.Product, error) {
+	var r rawProduct
+	if err := decodeObject(b, "product", &r, &r.ID, &r.Object); err != nil {
+		return billing.Product{}, err
+	}
+	return billing.Product{
+		ID:          r.ID,
+		ProjectID:   projectID,
+		Environment: env,
+		Name:        r.Name,
+		Active:      r.Active,
+		Deleted:     r.Deleted,
+		EventAt:     at,
+	}, nil
+}
+
+func decodePrice(b []byte, projectID string, env billing.Environment, at time.Time) (billing.Price, error) {
+	var r rawPrice
+	if err := decodeObject(b, "price", &r, &r.ID, &r.Object); err != nil {
+		return billing.Price{}, err
+	}
+	return billing.Price{
+		ID:          r.ID,
+		ProjectID:   projectID,
+		Environment: env,
+		ProductID:   r.Product.ID,
+		Nickname:    r.Nickname,
+		Active:      r.Active,
+		Deleted:     r.Deleted,
+		EventAt:     at,
+	}, nil
+}
+
+func decodeSubscription(b []byte, projectID string, env billing.Environment, at time.Time) (billing.Subscription, error) {
+	var r rawSubscription
+	if err := decodeObject(b, "subscription", &r, &r.ID, &r.Object); err != nil {
+		return billing.Subscription{}, err
+	}
+	s := billing.Subscription{
+		ID:                r.ID,
+		ProjectID:         projectID,
+		Environment:       env,
+		CustomerID:        r.Customer.ID,
+		UserID:            r.Metadata.userID(),
+		Status:            r.Status,
+		CancelAtPeriodEnd: r.CancelAtPeriodEnd,
+		Created:           unixTime(r.Created),
+		EventAt:           at,
+	}
+	if r.Customer.Object != nil {
+		var c struct {
+			Email string `json:"email"`
+		}
+		if json.Unmarshal(r.Customer.Object, &c) == nil {
+			s.Email = c.Email
+		}
+	}
+	if r.TrialEnd > 0 {
+		t := unixTime(r.TrialEnd)
+		s.TrialEnd = &t
+	}
+
+	periodEnd := r.CurrentPeriodEnd
+	for i, it := range r.Items.Data {
+		price := it.Price
+		if price == nil {
+			price = it.Plan
+		}
+		item := billing.SubscriptionItem{ID: it.ID, Quantity: it.Quantity, CurrentPeriodEnd: it.CurrentPeriodEnd}
+		if price != nil {
+			item.PriceID = price.ID
+			item.ProductID = price.Product.ID
+		}
+		s.Items = append(s.Items, item)
+		if i == 0 && price != nil {
+			s.PriceID, s.ProductID, s.PlanName = item.PriceID, item.ProductID, planName(price)
+		}
+		if r.CurrentPeriodEnd == 0 && it.CurrentPeriodEnd > periodEnd {
+			periodEnd = it.CurrentPeriodEnd
+		}
+	}
+	if s.PriceID == "" && r.Plan != nil {
+		s.PriceID, s.ProductID, s.PlanName = r.Plan.ID, r.Plan.Product.ID, planName(r.Plan)
+	}
+	s.CurrentPeriodEnd = unixTime(periodEnd)
+	return s, nil
+}
+
+// planName returns the expanded product's name, or else the price's nickname.
+func planName(p *rawPrice) string {
+	if p.Product.Object != nil {
+		var prod struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(p.Product.Object, &prod) == nil && prod.Name != "" {
+			return prod.Name
+		}
+	}
+	return p.Nickname
+}
+
+func decodeCheckoutSession(b []byte, projectID string, env billing.Environment, at time.Time) (billing.CheckoutSession, error) {
+	var r rawCheckoutSession
+	if err := decodeObject(b, "checkout.session", &r, &r.ID, &r.Object); err != nil {
+		return billing.CheckoutSession{}, err
+	}
+	return r.session(projectID, env, at), nil
+}
+
+func (r *rawCheckoutSession) session(projectID string, env billing.Environment, at time.Time) billing.CheckoutSession {
+	email := r.CustomerEmail
+	if email == "" && r.CustomerDetails != nil {
+		email = r.CustomerDetails.Email
+	}
+	userID := r.ClientReferenceID
+	if userID == "" {
+		userID = r.Metadata.userID()
+	}
+	return billing.CheckoutSession{
+		ID:              r.ID,
+		ProjectID:       projectID,
+		Environment:     env,
+		UserID:          userID,
+		Mode:            r.Mode,
+		Status:          r.Status,
+		PaymentStatus:   r.PaymentStatus,
+		CustomerID:      r.Customer.ID,
+		CustomerEmail:   email,
+		SubscriptionID:  r.Subscription.ID,
+		PaymentIntentID: r.PaymentIntent.ID,
+		AmountTotal:     r.AmountTotal,
+		Currency:        r.Currency,
+		URL:             r.URL,
+		Created:         unixTime(r.Created),
+		EventAt:         at,
+	}
+}
+
+// unixTime converts a Stripe timestamp; 0 (or null) is the zero time.
+func unixTime(sec int64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0).UTC()
+}
