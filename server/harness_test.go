@@ -331,3 +331,9 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
+
+// storeFor returns a fresh SQLite store with a real keyring, for tests that
+// exercise something other than the storage backend.
+func storeFor(t *testing.T) *store.DB {
+	return storetest.MustOpenDB(t, newKeyring(t))
+}
