@@ -35,6 +35,7 @@ type config struct {
 	Dev                bool
 	LogLevel           slog.Level
 	MetricsToken       string
+	UsageFlush         time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -64,6 +65,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if v := getenv("BILLING_AUTO_MIGRATE"); v != "" {
 		c.AutoMigrate = truthy(v)
+	}
+	if v := getenv("BILLING_USAGE_FLUSH_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("BILLING_USAGE_FLUSH_INTERVAL: must be a positive duration such as 5s, got %q", v)
+		}
+		c.UsageFlush = d
 	}
 	if v := getenv("BILLING_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -45,7 +45,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	verifier := buyertoken.NewVerifier(buyertoken.Options{Logger: logger})
 	defer verifier.Close()
-	recorder := usage.NewRecorder(db, usage.Options{Logger: logger})
+	recorder := usage.NewRecorder(db, usage.Options{Logger: logger, Interval: c.UsageFlush})
 	m := metrics.New()
 	m.ObserveUsageLag(recorder.Lag)
 
