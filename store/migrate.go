@@ -1,0 +1,288 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// migration is one step of the schema. Its statements run in order in one
+// transaction; "{{blob}}" and "{{serial}}" stand for the types that differ
+// between SQLite and PostgreSQL.
+type migration struct {
+	version    int
+	name       string
+	statements []string
+}
+
+// migrations is the schema history. Append only: a released step never
+// changes.
+//
+// Times are BIGINT microseconds since the Unix epoch; event_at columns hold
+// the Stripe event (or read) time that last wrote the row, truncated to the
+// second. Emails are also kept trimmed and lower-cased in email_lower for
+// case-insensitive lookups. The mirror tables are keyed by (project_id,
+// environment, id); keys and indexes lead with their most selective column
+// (an id or an email) so that lookups use the right index even before the
+// database has statistics (PostgreSQL without autovacuum, fresh SQLite). The audit log and usage counts have no foreign
+// key so that they outlive what they describe.
+var migrations = []migration{{
+	version: 1,
+	name:    "initial schema",
+	statements: []string{
+		`CREATE TABLE tenants (
+			id TEXT PRIMARY KEY,
+			name TEXT NOT NULL,
+			created_at BIGINT NOT NULL
+		)`,
+		`CREATE TABLE projects (
+			id TEXT PRIMARY KEY,
+			tenant_id TEXT NOT NULL REFERENCES tenants (id),
+			name TEXT NOT NULL,
+			api_key TEXT NOT NULL UNIQUE,
+			secret_hash {{blob}},
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL
+		)`,
+		`CREATE INDEX projects_tenant_id ON projects (tenant_id)`,
+		`CREATE TABLE stripe_settings (
+			project_id TEXT NOT NULL REFERENCES projects (id),
+			environment TEXT NOT NULL,
+			secret_key_enc TEXT NOT NULL,
+			publishable_key TEXT NOT NULL,
+			webhook_secret_enc TEXT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			PRIMARY KEY (project_id, environment)
+		)`,
+		`CREATE TABLE auth_settings (
+			project_id TEXT PRIMARY KEY REFERENCES projects (id),
+			jwks_url TEXT NOT NULL,
+			hs256_secret_enc TEXT NOT NULL,
+			issuer TEXT NOT NULL,
+			audience TEXT NOT NULL,
+			updated_at BIGINT NOT NULL
+		)`,
+		`CREATE TABLE audit_log (
+			id {{serial}},
+			tenant_id TEXT NOT NULL,
+			project_id TEXT NOT NULL,
+			actor TEXT NOT NULL,
+			action TEXT NOT NULL,
+			detail TEXT NOT NULL,
+			created_at BIGINT NOT NULL
+		)`,
+		`CREATE INDEX audit_log_project ON audit_log (project_id, id)`,
+		`CREATE INDEX audit_log_tenant ON audit_log (tenant_id, id)`,
+		`CREATE TABLE customers (
+			project_id TEXT NOT NULL REFERENCES projects (id),
+			environment TEXT NOT NULL,
+			id TEXT NOT NULL,
+			email TEXT NOT NULL,
+			email_lower TEXT NOT NULL,
+			name TEXT NOT NULL,
+			description TEXT NOT NULL,
+			phone TEXT NOT NULL,
+			metadata TEXT NOT NULL,
+			user_id TEXT NOT NULL,
+			deleted BOOLEAN NOT NULL,
+			stub BOOLEAN NOT NULL,
+			created BIGINT NOT NULL,
+			event_at BIGINT NOT NULL,
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			PRIMARY KEY (id, project_id, environment)
+		)`,
+		`CREATE INDEX customers_created ON customers (project_id, environment, created, id)`,
+		`CREATE INDEX customers_email ON customers (email_lower, project_id, environment, created, id)`,
+		`CREATE TABLE checkout_sessions (
+			project_id TEXT NOT NULL REFERENCES projects (id),
+			environment TEXT NOT NULL,
+			id TEXT NOT NULL,
+			user_id TEXT NOT NULL,
+			mode TEXT NOT NULL,
+			status TEXT NOT NULL,
+			payment_status TEXT NOT NULL,
+			customer_id TEXT NOT NULL,
+			customer_email TEXT NOT NULL,
+			subscription_id TEXT NOT NULL,
+			payment_intent_id TEXT NOT NULL,
+			amount_total BIGINT NOT NULL,
+			currency TEXT NOT NULL,
+			url TEXT NOT NULL,
+			created BIGINT NOT NULL,
+			event_at BIGINT NOT NULL,
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			PRIMARY KEY (id, project_id, environment)
+		)`,
+		`CREATE TABLE payment_intents (
+			project_id TEXT NOT NULL REFERENCES projects (id),
+			environment TEXT NOT NULL,
+			id TEXT NOT NULL,
+			user_id TEXT NOT NULL,
+			customer_id TEXT NOT NULL,
+			amount BIGINT NOT NULL,
+			currency TEXT NOT NULL,
+			description TEXT NOT NULL,
+			receipt_email TEXT NOT NULL,
+			status TEXT NOT NULL,
+			created_at BIGINT NOT NULL,
+			PRIMARY KEY (id, project_id, environment)
+		)`,
+		`CREATE TABLE subscriptions (
+			project_id TEXT NOT NULL REFERENCES projects (id),
+			environment TEXT NOT NULL,
+			id TEXT NOT NULL,
+			customer_id TEXT NOT NULL,
+			email TEXT NOT NULL,
+			email_lower TEXT NOT NULL,
+			user_id TEXT NOT NULL,
+			price_id TEXT NOT NULL,
+			product_id TEXT NOT NULL,
+			plan_name TEXT NOT NULL,
+			status TEXT NOT NULL,
+			current_period_end BIGINT NOT NULL,
+			cancel_at_period_end BOOLEAN NOT NULL,
+			trial_end BIGINT,
+			items TEXT NOT NULL,
+			created BIGINT NOT NULL,
+			event_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			PRIMARY KEY (id, project_id, environment)
+		)`,
+		`CREATE INDEX subscriptions_email ON subscriptions (email_lower, project_id, environment)`,
+		`CREATE INDEX subscriptions_customer ON subscriptions (customer_id, project_id, environment)`,
+		`CREATE TABLE products (
+			project_id TEXT NOT NULL REFERENCES projects (id),
+			environment TEXT NOT NULL,
+			id TEXT NOT NULL,
+			name TEXT NOT NULL,
+			active BOOLEAN NOT NULL,
+			deleted BOOLEAN NOT NULL,
+			event_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			PRIMARY KEY (id, project_id, environment)
+		)`,
+		`CREATE TABLE prices (
+			project_id TEXT NOT NULL REFERENCES projects (id),
+			environment TEXT NOT NULL,
+			id TEXT NOT NULL,
+			product_id TEXT NOT NULL,
+			nickname TEXT NOT NULL,
+			active BOOLEAN NOT NULL,
+			deleted BOOLEAN NOT NULL,
+			event_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			PRIMARY KEY (id, project_id, environment)
+		)`,
+		`CREATE TABLE webhook_events (
+			project_id TEXT NOT NULL REFERENCES projects (id),
+			environment TEXT NOT NULL,
+			id TEXT NOT NULL,
+			type TEXT NOT NULL,
+			api_version TEXT NOT NULL,
+			created BIGINT NOT NULL,
+			payload {{blob}} NOT NULL,
+			status TEXT NOT NULL,
+			error TEXT NOT NULL,
+			received_at BIGINT NOT NULL,
+			PRIMARY KEY (id, project_id, environment)
+		)`,
+		`CREATE INDEX webhook_events_created ON webhook_events (project_id, environment, created, id)`,
+		`CREATE TABLE usage_counts (
+			project_id TEXT NOT NULL,
+			environment TEXT NOT NULL,
+			endpoint TEXT NOT NULL,
+			status_class TEXT NOT NULL,
+			day TEXT NOT NULL,
+			count BIGINT NOT NULL,
+			PRIMARY KEY (project_id, environment, endpoint, status_class, day)
+		)`,
+		`CREATE INDEX usage_counts_day ON usage_counts (day)`,
+	},
+}}
+
+// migrateLock is the PostgreSQL advisory lock key that serialises
+// migrations of one schema across processes.
+const migrateLock = "billing.migrate"
+
+// Migrate brings the schema up to date. It is idempotent, and safe when
+// several processes run it at once: on PostgreSQL they queue on an advisory
+// lock, on SQLite on the database's write lock.
+func (db *DB) Migrate(ctx context.Context) error {
+	err := db.write.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if db.postgres {
+			err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtext(CAST(? AS TEXT) || CAST(current_schema() AS TEXT)))`, migrateLock).Error
+			if err != nil {
+				return err
+			}
+		}
+		err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version BIGINT PRIMARY KEY,
+			applied_at BIGINT NOT NULL
+		)`).Error
+		if err != nil {
+			return err
+		}
+		var applied []int
+		if err := tx.Raw(`SELECT version FROM schema_migrations`).Scan(&applied).Error; err != nil {
+			return err
+		}
+		done := make(map[int]bool, len(applied))
+		for _, v := range applied {
+			done[v] = true
+		}
+		for _, m := range migrations {
+			if done[m.version] {
+				continue
+			}
+			for _, stmt := range m.statements {
+				if err := tx.Exec(db.dialectSQL(stmt)).Error; err != nil {
+					return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+				}
+			}
+			err := tx.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+				m.version, db.nowMicros()).Error
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion returns the latest applied migration, 0 before the first.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	if !db.read.WithContext(ctx).Migrator().HasTable("schema_migrations") {
+		return 0, nil
+	}
+	var v *int
+	err := db.reader(ctx).Raw(`SELECT MAX(version) FROM schema_migrations`).Scan(&v).Error
+	if err != nil {
+		return 0, translate(err, "Schema version")
+	}
+	if v == nil {
+		return 0, nil
+	}
+	return *v, nil
+}
+
+// dialectSQL replaces the type placeholders of a migration statement.
+func (db *DB) dialectSQL(stmt string) string {
+	if db.postgres {
+		return strings.NewReplacer(
+			"{{blob}}", "BYTEA",
+			"{{serial}}", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+		).Replace(stmt)
+	}
+	return strings.NewReplacer(
+		"{{blob}}", "BLOB",
+		"{{serial}}", "INTEGER PRIMARY KEY AUTOINCREMENT",
+	).Replace(stmt)
+}
