@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
 	"github.com/stackfordevs/billing/internal/admin"
 )
@@ -32,8 +33,7 @@ func (s *Server) AdminRotateProjectSecret(ctx context.Context, req gen.AdminRota
 	if err != nil {
 		return nil, err
 	}
-	s.projects.delete(c.APIKey)
-	s.projectsByID.delete(c.ProjectID)
+	s.changed(ctx, projectKeyOf(&billing.Project{ID: c.ProjectID, APIKey: c.APIKey}))
 	return gen.AdminRotateProjectSecret200JSONResponse(credentials(c)), nil
 }
 

@@ -32,13 +32,15 @@ type Config struct {
 	// take effect at once.
 	CacheTTL time.Duration
 	// SubscriptionCacheTTL bounds how long a subscription-status answer is
-	// reused (default 2s). Webhooks that change the mirror on this instance
-	// invalidate it at once.
+	// reused (default 30s). A change to the mirror invalidates it at once on
+	// this instance, and through Bus on the others.
 	SubscriptionCacheTTL time.Duration
 	// WebhookTolerance is the largest accepted age of a Stripe signature
 	// (default 5 minutes).
 	WebhookTolerance time.Duration
 	Now              func() time.Time
+	// Bus carries cache invalidations between instances; nil for one instance.
+	Bus Bus
 	// Usage counts calls per project; nil counts nothing.
 	Usage UsageRecorder
 	// Metrics, when set, are kept and served at /metrics.
@@ -70,6 +72,7 @@ type Server struct {
 	now        func() time.Time
 	tolerance  time.Duration
 	metrics    *metrics.Metrics
+	bus        Bus
 
 	projects     *ttlCache[string, *billing.Project]
 	projectsByID *ttlCache[string, *billing.Project]
@@ -101,7 +104,7 @@ func New(cfg Config) (*echo.Echo, error) {
 		cfg.CacheTTL = 30 * time.Second
 	}
 	if cfg.SubscriptionCacheTTL <= 0 {
-		cfg.SubscriptionCacheTTL = 2 * time.Second
+		cfg.SubscriptionCacheTTL = 30 * time.Second
 	}
 	if cfg.WebhookTolerance <= 0 {
 		cfg.WebhookTolerance = 5 * time.Minute
@@ -134,11 +137,16 @@ func New(cfg Config) (*echo.Echo, error) {
 		now:          cfg.Now,
 		tolerance:    cfg.WebhookTolerance,
 		metrics:      cfg.Metrics,
+		bus:          cfg.Bus,
 		projects:     newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
 		projectsByID: newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
 		stripeCfg:    newTTLCache[envKey, *billing.StripeSettings](cfg.CacheTTL, 100_000, cfg.Now),
 		authCfg:      newTTLCache[string, *billing.AuthSettings](cfg.CacheTTL, 100_000, cfg.Now),
 		subs:         newSubscriptionCache(cfg.SubscriptionCacheTTL, cfg.Now),
+	}
+
+	if s.bus != nil {
+		s.bus.Subscribe(s.invalidate)
 	}
 
 	e := echo.New()

@@ -61,7 +61,7 @@ func (s *Server) saveStripeSettings(ctx context.Context, st billing.StripeSettin
 	if err := s.store.PutStripeSettings(ctx, st); err != nil {
 		return err
 	}
-	s.stripeCfg.delete(envKey{st.ProjectID, st.Environment})
+	s.changed(ctx, stripeKeyOf(st.ProjectID, st.Environment))
 	return nil
 }
 
@@ -169,7 +169,7 @@ func (s *Server) saveAuthSettings(ctx context.Context, a billing.AuthSettings) e
 	if err := s.store.PutAuthSettings(ctx, a); err != nil {
 		return err
 	}
-	s.authCfg.delete(a.ProjectID)
+	s.changed(ctx, authKeyOf(a.ProjectID))
 	return nil
 }
 

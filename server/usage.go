@@ -88,7 +88,7 @@ func (s *Server) AdminSyncProject(ctx context.Context, req gen.AdminSyncProjectR
 		return nil, err
 	}
 	n, err := resync.Run(ctx, client, s.store, p.ID, env)
-	s.subs.invalidate(envKey{p.ID, env})
+	s.changed(ctx, mirrorKey(p.ID, env))
 	if err != nil {
 		return nil, err
 	}

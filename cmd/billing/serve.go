@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stackfordevs/billing/internal/bus"
 	"github.com/stackfordevs/billing/internal/buyertoken"
 	"github.com/stackfordevs/billing/internal/metrics"
 	"github.com/stackfordevs/billing/internal/ratelimit"
@@ -50,6 +51,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	m.ObserveUsageLag(recorder.Lag)
 
 	var limiter ratelimit.Limiter = ratelimit.NewLocal(nil)
+	var invalidations server.Bus
 	if c.RedisURL != "" {
 		rdb, err := ratelimit.NewRedisClient(c.RedisURL)
 		if err != nil {
@@ -59,6 +61,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		rl := ratelimit.NewRedis(rdb, logger)
 		rl.OnError = m.RateLimiterFails.Inc
 		limiter = rl
+		b := bus.NewRedis(rdb, logger)
+		defer b.Close()
+		invalidations = b
 	}
 	ring, err := c.keyring()
 	if err != nil {
@@ -87,6 +92,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		CreatesPerHour: c.CreatesPerHour,
 		QueriesPerHour: c.QueriesPerHour,
 		SessionKey:     ring.DeriveKey("setup-session"),
+		Bus:            invalidations,
 	})
 	if err != nil {
 		return err
