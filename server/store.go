@@ -36,6 +36,7 @@ type Store interface {
 	ApplyEvent(ctx context.Context, ev billing.WebhookEvent, change billing.MirrorChange) (store.ApplyResult, error)
 	UpsertFromStripe(ctx context.Context, projectID string, env billing.Environment, change billing.MirrorChange) error
 	ListWebhookEvents(ctx context.Context, projectID string, env billing.Environment, limit int, startingAfter string) ([]billing.WebhookEvent, bool, error)
+	FindWebhookEvent(ctx context.Context, projectID string, env billing.Environment, id string) (*billing.WebhookEvent, error)
 	FindActiveSubscriptionByEmail(ctx context.Context, projectID string, env billing.Environment, email string) (*billing.Subscription, error)
 
 	AddUsage(ctx context.Context, counts []billing.UsageCount) error

@@ -57,9 +57,13 @@ func subscriptionJSON(p *billing.Project, sub *billing.Subscription) *gen.Subscr
 	return out
 }
 
-// refreshSubscription re-reads a subscription from Stripe into the mirror.
-// A failure is logged: the webhook will bring the same state later.
+// refreshSubscription re-reads a subscription from Stripe into the mirror,
+// with its customer when the mirror does not know the customer's email yet,
+// so that the subscription can be found by email at once. A failure is
+// logged: the webhooks will bring the same state later.
 func (s *Server) refreshSubscription(ctx context.Context, client *stripeadapter.Client, projectID string, env billing.Environment, id string, claims buyertoken.Claims) {
+	ctx, cancel := context.WithTimeout(ctx, stripeReadTimeout)
+	defer cancel()
 	sub, err := client.GetSubscription(ctx, id)
 	if err != nil {
 		s.logger.WarnContext(ctx, "subscription refresh failed", "project_id", projectID, "subscription", id, "error", err.Error())
@@ -69,11 +73,22 @@ func (s *Server) refreshSubscription(ctx context.Context, client *stripeadapter.
 	if sub.UserID == "" {
 		sub.UserID = claims.Subject
 	}
-	if err := s.store.UpsertFromStripe(ctx, projectID, env, billing.MirrorChange{Subscriptions: []billing.Subscription{*sub}}); err != nil {
+	change := billing.MirrorChange{Subscriptions: []billing.Subscription{*sub}}
+	if sub.Email == "" && sub.CustomerID != "" {
+		if c, err := s.store.FindCustomer(ctx, projectID, env, sub.CustomerID); err != nil || c.Email == "" {
+			if cus, err := client.GetCustomer(ctx, sub.CustomerID); err != nil {
+				s.logger.WarnContext(ctx, "customer refresh failed", "project_id", projectID, "customer", sub.CustomerID, "error", err.Error())
+			} else {
+				cus.ProjectID, cus.Environment = projectID, env
+				change.Customers = append(change.Customers, *cus)
+			}
+		}
+	}
+	if err := s.store.UpsertFromStripe(ctx, projectID, env, change); err != nil {
 		s.logger.WarnContext(ctx, "subscription refresh not stored", "project_id", projectID, "subscription", id, "error", err.Error())
 		return
 	}
-	s.subs.invalidate(envKey{projectID, env})
+	s.changed(ctx, mirrorKey(projectID, env))
 }
 
 type subKey struct {

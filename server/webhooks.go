@@ -3,23 +3,34 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
 	"github.com/stackfordevs/billing/stripeadapter"
 )
 
+// stripeReadTimeout bounds the Stripe reads a webhook delivery makes, so
+// that the answer comes well within Stripe's delivery timeout.
+const stripeReadTimeout = 10 * time.Second
+
 // ReceiveStripeWebhook verifies, stores and applies one Stripe event. It
 // answers 2xx only once the event is durable; a duplicate is a 200 no-op.
+//
+// A signature that does not verify is a 400; an unknown project, or an
+// environment without a signing secret, a 404. An event whose object cannot
+// be read is stored as failed and acknowledged, since Stripe's retries would
+// not change it. When the database or Stripe fails, the event is not stored
+// and the answer is a 503, so that Stripe delivers it again.
 func (s *Server) ReceiveStripeWebhook(ctx context.Context, req gen.ReceiveStripeWebhookRequestObject) (gen.ReceiveStripeWebhookResponseObject, error) {
 	env := envOf(req.Params.Environment)
 	p, err := s.findProject(ctx, req.ProjectId)
 	if err != nil {
-		return nil, notFound(err, "projectId", "No such project: "+req.ProjectId+".")
+		return nil, s.transient(ctx, notFound(err, "projectId", "No such project: "+req.ProjectId+"."))
 	}
 	st, err := s.stripeSettings(ctx, p.ID, env)
 	if err != nil && billing.ErrorCode(err) != billing.EFORBIDDEN {
-		return nil, err
+		return nil, s.transient(ctx, err)
 	}
 	if st == nil || st.WebhookSecret == "" {
 		return nil, notFound(nil, "environment", "No webhook signing secret is configured for "+string(env)+".")
@@ -40,15 +51,21 @@ func (s *Server) ReceiveStripeWebhook(ctx context.Context, req gen.ReceiveStripe
 	case err != nil:
 		return nil, err
 	default:
-		client := s.stripe.Client(p.ID, env, st.SecretKey)
-		for _, id := range parsed.RefreshSubscriptions {
-			sub, err := client.GetSubscription(ctx, id)
-			if err != nil {
-				s.logger.WarnContext(ctx, "subscription refresh failed", "project_id", p.ID, "subscription", id, "error", err.Error())
-				continue
+		if len(parsed.RefreshSubscriptions) > 0 {
+			// A duplicate needs no Stripe read, and must be a 200 even
+			// while Stripe is unreachable.
+			if _, err := s.store.FindWebhookEvent(ctx, p.ID, env, ev.ID); err == nil {
+				return gen.ReceiveStripeWebhook200JSONResponse{Received: true, Duplicate: ptr(true)}, nil
+			} else if billing.ErrorCode(err) != billing.ENOTFOUND {
+				return nil, s.notStored(ctx, p.ID, ev.ID, err)
 			}
-			sub.ProjectID, sub.Environment = p.ID, env
-			change.Subscriptions = append(change.Subscriptions, *sub)
+			subs, err := s.readSubscriptions(ctx, p.ID, env, st, parsed.RefreshSubscriptions)
+			if err != nil {
+				s.logger.WarnContext(ctx, "webhook event not stored: subscription read failed",
+					"project_id", p.ID, "event_id", ev.ID, "error", err.Error())
+				return nil, billing.Errorf(billing.EUNAVAILABLE, "Stripe could not be reached; Stripe will retry the event.")
+			}
+			change.Subscriptions = append(change.Subscriptions, subs...)
 		}
 		ev.Status = billing.EventApplied
 		if change.Empty() {
@@ -57,8 +74,7 @@ func (s *Server) ReceiveStripeWebhook(ctx context.Context, req gen.ReceiveStripe
 	}
 	res, err := s.store.ApplyEvent(ctx, ev, change)
 	if err != nil {
-		s.logger.ErrorContext(ctx, "webhook event not stored", "project_id", p.ID, "event_id", ev.ID, "error", err.Error())
-		return nil, billing.Errorf(billing.EUNAVAILABLE, "The event could not be stored; Stripe will retry.")
+		return nil, s.notStored(ctx, p.ID, ev.ID, err)
 	}
 	if res.Duplicate {
 		return gen.ReceiveStripeWebhook200JSONResponse{Received: true, Duplicate: ptr(true)}, nil
@@ -66,13 +82,56 @@ func (s *Server) ReceiveStripeWebhook(ctx context.Context, req gen.ReceiveStripe
 	if len(res.Ties) > 0 {
 		s.resolveTies(ctx, p.ID, env, st, change, res.Ties)
 	}
-	s.subs.invalidate(envKey{p.ID, env})
+	s.changed(ctx, mirrorKey(p.ID, env))
 	return gen.ReceiveStripeWebhook200JSONResponse{Received: true, Status: ptr(gen.WebhookAckStatus(ev.Status))}, nil
+}
+
+// readSubscriptions reads from Stripe the subscriptions an event names
+// without carrying them. One that Stripe does not have (or does not show
+// with this key) is skipped; any other failure is returned, and the event
+// should be retried.
+func (s *Server) readSubscriptions(ctx context.Context, projectID string, env billing.Environment, st *billing.StripeSettings, ids []string) ([]billing.Subscription, error) {
+	ctx, cancel := context.WithTimeout(ctx, stripeReadTimeout)
+	defer cancel()
+	client := s.stripe.Client(projectID, env, st.SecretKey)
+	var out []billing.Subscription
+	for _, id := range ids {
+		sub, err := client.GetSubscription(ctx, id)
+		switch billing.ErrorCode(err) {
+		case "":
+			sub.ProjectID, sub.Environment = projectID, env
+			out = append(out, *sub)
+		case billing.ENOTFOUND, billing.EINVALID, billing.EFORBIDDEN:
+			s.logger.WarnContext(ctx, "subscription refresh skipped", "project_id", projectID, "subscription", id, "error", err.Error())
+		default:
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// notStored logs why an event could not be stored and returns the 503 that
+// makes Stripe deliver it again.
+func (s *Server) notStored(ctx context.Context, projectID, eventID string, err error) error {
+	s.logger.ErrorContext(ctx, "webhook event not stored", "project_id", projectID, "event_id", eventID, "error", err.Error())
+	return billing.Errorf(billing.EUNAVAILABLE, "The event could not be stored; Stripe will retry.")
+}
+
+// transient turns an internal error (the database failing) into the 503
+// that makes Stripe deliver the event again; the service's own errors pass.
+func (s *Server) transient(ctx context.Context, err error) error {
+	if billing.ErrorCode(err) != billing.EINTERNAL {
+		return err
+	}
+	s.logger.ErrorContext(ctx, "webhook event not received", "error", err.Error())
+	return billing.Errorf(billing.EUNAVAILABLE, "The event could not be received; Stripe will retry.")
 }
 
 // resolveTies re-reads from Stripe the objects whose stored state is exactly
 // as recent as the event's (same second): the read is the truth and wins.
 func (s *Server) resolveTies(ctx context.Context, projectID string, env billing.Environment, st *billing.StripeSettings, change billing.MirrorChange, ties []string) {
+	ctx, cancel := context.WithTimeout(ctx, stripeReadTimeout)
+	defer cancel()
 	client := s.stripe.Client(projectID, env, st.SecretKey)
 	tied := make(map[string]bool, len(ties))
 	for _, id := range ties {
