@@ -22,6 +22,7 @@ import (
 	"github.com/stackfordevs/billing/internal/ratelimit"
 	"github.com/stackfordevs/billing/internal/usage"
 	"github.com/stackfordevs/billing/stripeadapter"
+	"github.com/stackfordevs/billing/stripeadapter/stripetest"
 )
 
 // countingStripe is a proxy in front of stripe-mock that counts requests.
@@ -219,6 +220,8 @@ func TestMetricsDocsAndSpec(t *testing.T) {
 		p := e.newProject(t, "")
 		e.do(t, "GET", "/v1/stripe/customers", p.headers(), nil)
 		createCustomer(t, e, p, "test")
+		p.mustDeliver(t, stripetest.SubscriptionEvent(stripetest.SubscriptionEventOptions{}), gen.WebhookAckStatusApplied)
+		e.postWebhook(webhookPath(p.ProjectID, "test"), []byte(`{"id":"evt_x","type":"x"}`), "t=1,v1=00")
 		t.Run("MetricsNeedToken", func(t *testing.T) {
 			resp, _ := e.do(t, "GET", "/metrics", nil, nil)
 			if resp.StatusCode != http.StatusUnauthorized {
@@ -233,6 +236,9 @@ func TestMetricsDocsAndSpec(t *testing.T) {
 				"billing_http_request_duration_seconds_bucket",
 				`billing_stripe_request_duration_seconds_count{operation="POST /v1/customers"}`,
 				"billing_usage_flush_lag_seconds",
+				`billing_webhook_events_total{outcome="applied",type="customer.subscription.updated"} 1`,
+				`billing_webhook_events_total{outcome="received",type="customer.subscription.updated"} 1`,
+				`billing_webhook_events_total{outcome="rejected",type="unknown"} 1`,
 				"go_goroutines",
 			} {
 				if resp.StatusCode != http.StatusOK || !strings.Contains(text, want) {

@@ -37,11 +37,13 @@ func (s *Server) ReceiveStripeWebhook(ctx context.Context, req gen.ReceiveStripe
 	}
 	raw := rawBodyFromContext(ctx)
 	if err := stripeadapter.VerifyWebhook(raw, deref(req.Params.StripeSignature), st.WebhookSecret, s.tolerance); err != nil {
+		s.countEvent("", "rejected")
 		return nil, err
 	}
 	parsed, err := stripeadapter.ParseEvent(raw, p.ID, env)
 	ev, change := parsed.Event, parsed.Change
 	ev.ReceivedAt = s.now()
+	s.countEvent(ev.Type, "received")
 	switch {
 	case errors.Is(err, stripeadapter.ErrUnprocessable):
 		ev.Status, ev.Error = billing.EventFailed, err.Error()
@@ -55,6 +57,7 @@ func (s *Server) ReceiveStripeWebhook(ctx context.Context, req gen.ReceiveStripe
 			// A duplicate needs no Stripe read, and must be a 200 even
 			// while Stripe is unreachable.
 			if _, err := s.store.FindWebhookEvent(ctx, p.ID, env, ev.ID); err == nil {
+				s.countEvent(ev.Type, "duplicate")
 				return gen.ReceiveStripeWebhook200JSONResponse{Received: true, Duplicate: ptr(true)}, nil
 			} else if billing.ErrorCode(err) != billing.ENOTFOUND {
 				return nil, s.notStored(ctx, p.ID, ev.ID, err)
@@ -77,13 +80,27 @@ func (s *Server) ReceiveStripeWebhook(ctx context.Context, req gen.ReceiveStripe
 		return nil, s.notStored(ctx, p.ID, ev.ID, err)
 	}
 	if res.Duplicate {
+		s.countEvent(ev.Type, "duplicate")
 		return gen.ReceiveStripeWebhook200JSONResponse{Received: true, Duplicate: ptr(true)}, nil
 	}
 	if len(res.Ties) > 0 {
 		s.resolveTies(ctx, p.ID, env, st, change, res.Ties)
 	}
 	s.changed(ctx, mirrorKey(p.ID, env))
+	s.countEvent(ev.Type, ev.Status)
 	return gen.ReceiveStripeWebhook200JSONResponse{Received: true, Status: ptr(gen.WebhookAckStatus(ev.Status))}, nil
+}
+
+// countEvent counts a webhook event by type and outcome (received,
+// applied, ignored, failed, duplicate, rejected).
+func (s *Server) countEvent(typ, outcome string) {
+	if s.metrics == nil {
+		return
+	}
+	if typ == "" {
+		typ = "unknown"
+	}
+	s.metrics.WebhookEvents.WithLabelValues(typ, outcome).Inc()
 }
 
 // readSubscriptions reads from Stripe the subscriptions an event names
