@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -24,13 +25,23 @@ import (
 type validator struct {
 	routes  map[string]*routers.Route // "METHOD /echo/:path"
 	options *openapi3filter.Options
+
+	// valid remembers GET requests (route, path values and query) that
+	// passed: their validation depends on nothing else, so a repeat of the
+	// same request skips it. Bounded by maxValidGETs.
+	mu    sync.RWMutex
+	valid map[string]struct{}
 }
+
+const maxValidGETs = 100_000
 
 func newValidator(spec *openapi3.T) *validator {
 	v := &validator{
 		routes: make(map[string]*routers.Route),
+		valid:  make(map[string]struct{}),
 		options: &openapi3filter.Options{
-			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+			AuthenticationFunc:  openapi3filter.NoopAuthenticationFunc,
+			SkipSettingDefaults: true,
 			SchemaValidationOptions: []openapi3.SchemaValidationOption{
 				openapi3.EnableFormatValidation(),
 				openapi3.WithStringFormatValidator("email", formatFunc(validEmail)),
@@ -95,6 +106,16 @@ func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			body = b
 			req.Body = io.NopCloser(bytes.NewReader(body))
 		}
+		memo := ""
+		if req.Method == http.MethodGet && body == nil {
+			memo = c.Path() + "\x00" + strings.Join(c.ParamValues(), "\x00") + "\x00" + req.URL.RawQuery
+			v.mu.RLock()
+			_, ok := v.valid[memo]
+			v.mu.RUnlock()
+			if ok {
+				return next(c)
+			}
+		}
 		params := make(map[string]string, len(c.ParamNames()))
 		for i, name := range c.ParamNames() {
 			params[name] = c.ParamValues()[i]
@@ -104,6 +125,14 @@ func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
 			return requestError(err)
+		}
+		if memo != "" {
+			v.mu.Lock()
+			if len(v.valid) >= maxValidGETs {
+				clear(v.valid)
+			}
+			v.valid[memo] = struct{}{}
+			v.mu.Unlock()
 		}
 		// The validator may have consumed the body; hand a fresh reader on,
 		// and keep the raw bytes for handlers that verify signatures.

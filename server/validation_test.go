@@ -74,6 +74,15 @@ func TestRequestValidation(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			wantError(t, resp, b, http.StatusRequestEntityTooLarge, "")
 		})
+		t.Run("RepeatedRequests", func(t *testing.T) {
+			for i := 0; i < 3; i++ {
+				if resp, b := e.do(t, "GET", "/v1/stripe/customers?limit=5", p.headers(), nil); resp.StatusCode != http.StatusOK {
+					t.Fatalf("valid request %d: got %d %s", i, resp.StatusCode, b)
+				}
+				resp, b := e.do(t, "GET", "/v1/stripe/customers?limit=500", p.headers(), nil)
+				wantError(t, resp, b, http.StatusBadRequest, "limit")
+			}
+		})
 		t.Run("RequestIDEchoed", func(t *testing.T) {
 			resp, _ := e.do(t, "GET", "/healthz", http.Header{"X-Request-Id": {"trace-abc-123"}}, nil)
 			if got := resp.Header.Get("X-Request-Id"); got != "trace-abc-123" {
