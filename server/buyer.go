@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	billing "github.com/stackfordevs/billing"
@@ -70,4 +71,18 @@ func notFound(err error, param, msg string) error {
 		return err
 	}
 	return &billing.Error{Code: billing.ENOTFOUND, Param: param, Message: msg}
+}
+
+// createError turns Stripe's "not found" answer to a create into a 400
+// keeping Stripe's message, param and code: what is missing is an object the
+// request named (a price, a customer), which is bad input, as Stripe itself
+// answers it.
+func createError(err error) error {
+	var be *billing.Error
+	if errors.As(err, &be) && be.Code == billing.ENOTFOUND {
+		out := *be
+		out.Code = billing.EINVALID
+		return &out
+	}
+	return err
 }

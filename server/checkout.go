@@ -6,7 +6,6 @@ import (
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
-	"github.com/stackfordevs/billing/internal/buyertoken"
 )
 
 // CreateCheckoutSession creates a Stripe Checkout Session for the buyer and
@@ -60,7 +59,7 @@ func (s *Server) CreateCheckoutSession(ctx context.Context, req gen.CreateChecko
 	}
 	cs, err := client.CreateCheckoutSession(ctx, params, deref(req.Params.IdempotencyKey))
 	if err != nil {
-		return nil, err
+		return nil, createError(err)
 	}
 	rec := *cs
 	rec.ProjectID, rec.Environment, rec.UserID = p.ID, env, claims.Subject
@@ -117,16 +116,16 @@ func (s *Server) GetCheckoutSession(ctx context.Context, req gen.GetCheckoutSess
 	if err != nil {
 		return nil, err
 	}
+	client, _, err := s.stripeClient(ctx, p, env)
+	if err != nil {
+		return nil, err
+	}
 	rec, err := s.store.FindCheckoutSession(ctx, p.ID, env, req.Id)
 	if err != nil {
 		return nil, notFound(err, "id", "No such checkout session: "+req.Id+".")
 	}
 	if rec.UserID != claims.Subject {
 		return nil, notFound(nil, "id", "No such checkout session: "+req.Id+".")
-	}
-	client, _, err := s.stripeClient(ctx, p, env)
-	if err != nil {
-		return nil, err
 	}
 	cs, err := client.GetCheckoutSession(ctx, req.Id)
 	if err != nil {
@@ -225,7 +224,7 @@ func (s *Server) CreatePaymentIntent(ctx context.Context, req gen.CreatePaymentI
 	}
 	pi, err := client.CreatePaymentIntent(ctx, params, deref(req.Params.IdempotencyKey))
 	if err != nil {
-		return nil, err
+		return nil, createError(err)
 	}
 	rec := billing.PaymentIntent{
 		ID: pi.ID, ProjectID: p.ID, Environment: env, UserID: claims.Subject,
@@ -271,5 +270,3 @@ func (s *Server) CreatePortalSession(ctx context.Context, req gen.CreatePortalSe
 	}
 	return gen.CreatePortalSession200JSONResponse{Url: url}, nil
 }
-
-var _ = buyertoken.Claims{}

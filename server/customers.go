@@ -2,7 +2,7 @@ package server
 
 import (
 	"context"
-	"time"
+	"errors"
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
@@ -67,21 +67,33 @@ func (s *Server) CreateCustomer(ctx context.Context, req gen.CreateCustomerReque
 	md := taggedMetadata(p, req.Body.Metadata)
 	c, err := client.CreateCustomer(ctx, customerParams(req.Body, md), deref(req.Params.IdempotencyKey))
 	if err != nil {
-		return nil, err
+		return nil, createError(err)
 	}
-	rec := s.customerRecord(p, env, c, md)
+	rec := s.customerRecord(p, env, c, req.Body, md)
 	if err := s.store.UpsertCustomer(ctx, rec); err != nil {
 		return nil, err
 	}
 	return gen.CreateCustomer200JSONResponse(customerJSON(&rec)), nil
 }
 
-// customerRecord merges what Stripe returned with what we sent (stripe-mock
-// and some API versions do not echo every field).
-func (s *Server) customerRecord(p *billing.Project, env billing.Environment, c *billing.Customer, md map[string]string) billing.Customer {
+// customerRecord merges what Stripe returned with what was sent: a field
+// Stripe left empty takes the sent value (stripe-mock and some API versions
+// do not echo every field), and the metadata is the tagged metadata sent.
+func (s *Server) customerRecord(p *billing.Project, env billing.Environment, c *billing.Customer, b *gen.CustomerRequest, md map[string]string) billing.Customer {
 	rec := *c
 	rec.ProjectID = p.ID
 	rec.Environment = env
+	fill := func(dst *string, sent *string) {
+		if *dst == "" && sent != nil {
+			*dst = *sent
+		}
+	}
+	if rec.Email == "" && b.Email != nil {
+		rec.Email = string(*b.Email)
+	}
+	fill(&rec.Name, b.Name)
+	fill(&rec.Description, b.Description)
+	fill(&rec.Phone, b.Phone)
 	if len(md) > 0 {
 		rec.Metadata = md
 	}
@@ -93,10 +105,15 @@ func (s *Server) customerRecord(p *billing.Project, env billing.Environment, c *
 	return rec
 }
 
-// ListCustomers lists the project's customers from the local record.
+// ListCustomers lists the project's customers from the local record, newest
+// first. An environment without Stripe keys is EFORBIDDEN, as everywhere.
 func (s *Server) ListCustomers(ctx context.Context, req gen.ListCustomersRequestObject) (gen.ListCustomersResponseObject, error) {
 	p, err := project(ctx)
 	if err != nil {
+		return nil, err
+	}
+	env := envOf(req.Params.Environment)
+	if _, err := s.stripeSettings(ctx, p.ID, env); err != nil {
 		return nil, err
 	}
 	limit := 10
@@ -105,12 +122,16 @@ func (s *Server) ListCustomers(ctx context.Context, req gen.ListCustomersRequest
 	}
 	cs, more, err := s.store.ListCustomers(ctx, billing.CustomerFilter{
 		ProjectID:     p.ID,
-		Environment:   envOf(req.Params.Environment),
+		Environment:   env,
 		Email:         deref(req.Params.Email),
 		StartingAfter: deref(req.Params.StartingAfter),
 		Limit:         limit,
 	})
-	if err != nil {
+	var be *billing.Error
+	if errors.As(err, &be) && be.Param == "starting_after" {
+		return nil, billing.FieldErrorf("starting_after",
+			"starting_after: %s is not a customer of this list.", deref(req.Params.StartingAfter))
+	} else if err != nil {
 		return nil, err
 	}
 	out := gen.ListCustomers200JSONResponse{Object: gen.CustomerListObjectList, HasMore: more, Data: make([]gen.Customer, 0, len(cs))}
@@ -127,11 +148,11 @@ func (s *Server) GetCustomer(ctx context.Context, req gen.GetCustomerRequestObje
 		return nil, err
 	}
 	env := envOf(req.Params.Environment)
-	rec, err := s.ownedCustomer(ctx, p, env, req.Id)
+	client, _, err := s.stripeClient(ctx, p, env)
 	if err != nil {
 		return nil, err
 	}
-	client, _, err := s.stripeClient(ctx, p, env)
+	rec, err := s.ownedCustomer(ctx, p, env, req.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -157,11 +178,11 @@ func (s *Server) UpdateCustomer(ctx context.Context, req gen.UpdateCustomerReque
 		return nil, err
 	}
 	env := envOf(req.Params.Environment)
-	rec, err := s.ownedCustomer(ctx, p, env, req.Id)
+	client, _, err := s.stripeClient(ctx, p, env)
 	if err != nil {
 		return nil, err
 	}
-	client, _, err := s.stripeClient(ctx, p, env)
+	rec, err := s.ownedCustomer(ctx, p, env, req.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +218,20 @@ func applyCustomerUpdate(c *billing.Customer, b *gen.CustomerRequest, md map[str
 		c.Phone = *b.Phone
 	}
 	if md != nil {
-		c.Metadata = md
+		// Stripe merges metadata keys and removes a key sent empty; the
+		// record follows.
+		merged := make(map[string]string, len(c.Metadata)+len(md))
+		for k, v := range c.Metadata {
+			merged[k] = v
+		}
+		for k, v := range md {
+			if v == "" {
+				delete(merged, k)
+			} else {
+				merged[k] = v
+			}
+		}
+		c.Metadata = merged
 		if uid := md["user_id"]; uid != "" {
 			c.UserID = uid
 		}
@@ -211,11 +245,11 @@ func (s *Server) DeleteCustomer(ctx context.Context, req gen.DeleteCustomerReque
 		return nil, err
 	}
 	env := envOf(req.Params.Environment)
-	if _, err := s.ownedCustomer(ctx, p, env, req.Id); err != nil {
-		return nil, err
-	}
 	client, _, err := s.stripeClient(ctx, p, env)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := s.ownedCustomer(ctx, p, env, req.Id); err != nil {
 		return nil, err
 	}
 	if err := client.DeleteCustomer(ctx, req.Id); err != nil && billing.ErrorCode(err) != billing.ENOTFOUND {
@@ -281,5 +315,3 @@ func optional(s string) *string {
 	}
 	return &s
 }
-
-var _ = time.Second
