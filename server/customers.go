@@ -190,7 +190,7 @@ func (s *Server) UpdateCustomer(ctx context.Context, req gen.UpdateCustomerReque
 	if req.Body.Metadata != nil {
 		md = taggedMetadata(p, req.Body.Metadata)
 	}
-	c, err := client.UpdateCustomer(ctx, req.Id, customerParams(req.Body, md))
+	c, err := client.UpdateCustomer(ctx, req.Id, customerParams(req.Body, md), deref(req.Params.IdempotencyKey))
 	if err != nil {
 		return nil, err
 	}

@@ -280,7 +280,7 @@ func TestIdempotencyKey(t *testing.T) {
 		customer := p.receiveCustomer(t, "cus_idem"+randHex(4), "", "user_a")
 		var creates []billingCall
 		for _, c := range billingCalls(customer, "") {
-			if c.method == "POST" {
+			if c.method == "POST" || c.method == "PUT" {
 				creates = append(creates, c)
 			}
 		}

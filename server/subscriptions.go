@@ -19,6 +19,11 @@ func (s *Server) GetCustomerSubscription(ctx context.Context, req gen.GetCustome
 		return nil, err
 	}
 	env := envOf(req.Params.Environment)
+	// Like every billing endpoint, an environment without Stripe keys is a
+	// 403; the settings are cached, so this costs no query.
+	if _, err := s.stripeSettings(ctx, p.ID, env); err != nil {
+		return nil, err
+	}
 	email := billing.NormalizeEmail(string(req.Params.CustomerEmail))
 	if email == "" {
 		return nil, billing.FieldErrorf("customerEmail", "customerEmail: is required")

@@ -156,7 +156,7 @@ func requestError(err error) error {
 		name := re.Parameter.Name
 		reason := re.Reason
 		if hasSchemaErr {
-			reason = se.Reason
+			reason = boundReason(se)
 		} else if re.Err != nil && reason == "" {
 			reason = re.Err.Error()
 		}
@@ -166,6 +166,7 @@ func requestError(err error) error {
 		return billing.FieldErrorf(name, "%s: %s", name, reason)
 	case re.RequestBody != nil:
 		if hasSchemaErr {
+			se.Reason = boundReason(se)
 			field := strings.Join(se.JSONPointer(), ".")
 			if field == "" {
 				return billing.Errorf(billing.EINVALID, "Request body: %s", se.Reason)
@@ -181,4 +182,20 @@ func requestError(err error) error {
 		return billing.Errorf(billing.EINVALID, "Request body is not valid JSON.")
 	}
 	return billing.Errorf(billing.EINVALID, "Invalid request: %s", re.Reason)
+}
+
+// boundReason says an integer bound as a whole number ("must be at most
+// 99999999", not kin-openapi's 9.9999999e+07).
+func boundReason(se *openapi3.SchemaError) string {
+	s := se.Schema
+	if s == nil || s.Type == nil || !s.Type.Is("integer") {
+		return se.Reason
+	}
+	switch {
+	case se.SchemaField == "maximum" && s.Max != nil:
+		return fmt.Sprintf("must be at most %d", int64(*s.Max))
+	case se.SchemaField == "minimum" && s.Min != nil:
+		return fmt.Sprintf("must be at least %d", int64(*s.Min))
+	}
+	return se.Reason
 }

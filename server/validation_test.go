@@ -74,6 +74,19 @@ func TestRequestValidation(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			wantError(t, resp, b, http.StatusRequestEntityTooLarge, "")
 		})
+		t.Run("ErrAmountTooHighSaysWholeNumber", func(t *testing.T) {
+			h := p.headers("Authorization", "Bearer "+p.token(t, "user_1", ""))
+			resp, b := e.do(t, "POST", "/v1/stripe/payment/intent", h, strings.NewReader(`{"amount":100000000,"currency":"usd"}`))
+			if eb := wantError(t, resp, b, http.StatusBadRequest, "amount"); eb.Message != "amount: must be at most 99999999" {
+				t.Errorf("got message %q", eb.Message)
+			}
+		})
+		t.Run("ErrSubscriptionLiveNotConfigured", func(t *testing.T) {
+			resp, b := e.do(t, "GET", "/v1/customer/subscription?customerEmail=a@example.com&environment=live", p.headers(), nil)
+			if eb := wantError(t, resp, b, http.StatusForbidden, ""); eb.Message != "Stripe is not configured for live." {
+				t.Errorf("got message %q", eb.Message)
+			}
+		})
 		t.Run("RepeatedRequests", func(t *testing.T) {
 			for i := 0; i < 3; i++ {
 				if resp, b := e.do(t, "GET", "/v1/stripe/customers?limit=5", p.headers(), nil); resp.StatusCode != http.StatusOK {

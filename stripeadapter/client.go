@@ -202,12 +202,14 @@ func (c *Client) GetCustomer(ctx context.Context, id string) (*billing.Customer,
 
 // UpdateCustomer changes the non-nil fields of p; metadata keys are merged
 // by Stripe, and a key set to "" is removed.
-func (c *Client) UpdateCustomer(ctx context.Context, id string, p billing.CustomerParams) (*billing.Customer, error) {
+func (c *Client) UpdateCustomer(ctx context.Context, id string, p billing.CustomerParams, idemKey string) (*billing.Customer, error) {
 	if id == "" {
 		return nil, billing.Errorf(billing.ENOTFOUND, "Customer not found.")
 	}
 	params := customerParams(p)
-	params.Context = ctx
+	if err := setWrite(ctx, &params.Params, idemKey); err != nil {
+		return nil, err
+	}
 	cus, err := c.api.Customers.Update(id, params)
 	if err != nil {
 		return nil, translateError(err)

@@ -139,7 +139,7 @@ func TestClient_StripeMock(t *testing.T) {
 		}
 
 		phone := "+15555550100"
-		updated, err := c.UpdateCustomer(ctx, created.ID, billing.CustomerParams{Phone: &phone})
+		updated, err := c.UpdateCustomer(ctx, created.ID, billing.CustomerParams{Phone: &phone}, "")
 		if err != nil || updated.ID != created.ID {
 			t.Errorf("update: got %+v, %v", updated, err)
 		}

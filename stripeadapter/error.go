@@ -28,7 +28,8 @@ const (
 //     Stripe's message, param and code.
 //   - 402 card_error: EINVALID as well, keeping Stripe's message and code
 //     (such as card_declined), since the buyer's input is at fault.
-//   - 404 or resource_missing: ENOTFOUND with Stripe's message.
+//   - 404: ENOTFOUND with Stripe's message (a resource_missing code on a
+//     400, such as "No such price" in a create, stays EINVALID).
 //   - 401: EFORBIDDEN with a fixed message; Stripe's own names part of the key.
 //   - 403: EFORBIDDEN with a fixed message, keeping Stripe's code.
 //   - 409: ECONFLICT with Stripe's message.
@@ -83,7 +84,7 @@ func translateStripeError(se *stripe.Error) *billing.Error {
 		return &billing.Error{Code: billing.ERATELIMITED, Message: msgRateLimited, StripeCode: code}
 	case status >= 500 || se.Type == stripe.ErrorTypeAPI:
 		return &billing.Error{Code: billing.ESTRIPE, Message: msgUnavailable, StripeCode: code}
-	case status == http.StatusNotFound || se.Code == stripe.ErrorCodeResourceMissing:
+	case status == http.StatusNotFound:
 		return &billing.Error{Code: billing.ENOTFOUND, Message: stripeMsg, Param: se.Param, StripeCode: code}
 	case status == http.StatusConflict:
 		return &billing.Error{Code: billing.ECONFLICT, Message: stripeMsg, StripeCode: code}
