@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	billing "github.com/stackfordevs/billing"
+	"github.com/stackfordevs/billing/gen"
 	"github.com/stackfordevs/billing/internal/buyertoken"
+	"github.com/stackfordevs/billing/stripeadapter"
 )
 
 // buyer verifies the buyer token of a request with the project's settings.
@@ -85,4 +87,37 @@ func createError(err error) error {
 		return &out
 	}
 	return err
+}
+
+// buyerCall is what every buyer endpoint works with: the project, the
+// environment, the verified buyer and the environment's Stripe client.
+type buyerCall struct {
+	project  *billing.Project
+	env      billing.Environment
+	claims   buyertoken.Claims
+	client   *stripeadapter.Client
+	settings *billing.StripeSettings
+}
+
+// startBuyerCall authenticates the buyer (401/403), loads the environment's
+// Stripe client (403 when not configured) and, when the request names a
+// customer, checks that it belongs to this project and buyer (404).
+func (s *Server) startBuyerCall(ctx context.Context, env *gen.Environment, customer *string) (*buyerCall, error) {
+	p, err := project(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bc := &buyerCall{project: p, env: envOf(env)}
+	if bc.claims, err = s.buyer(ctx, p); err != nil {
+		return nil, err
+	}
+	if bc.client, bc.settings, err = s.stripeClient(ctx, p, bc.env); err != nil {
+		return nil, err
+	}
+	if customer != nil {
+		if _, err := s.buyerCustomer(ctx, p, bc.env, *customer, bc.claims); err != nil {
+			return nil, err
+		}
+	}
+	return bc, nil
 }

@@ -11,28 +11,15 @@ import (
 // CreateCheckoutSession creates a Stripe Checkout Session for the buyer and
 // records it as the project's and the buyer's.
 func (s *Server) CreateCheckoutSession(ctx context.Context, req gen.CreateCheckoutSessionRequestObject) (gen.CreateCheckoutSessionResponseObject, error) {
-	p, err := project(ctx)
-	if err != nil {
-		return nil, err
-	}
 	b := req.Body
 	if err := checkCheckoutRequest(b); err != nil {
 		return nil, err
 	}
-	env := envOf(req.Params.Environment)
-	claims, err := s.buyer(ctx, p)
+	bc, err := s.startBuyerCall(ctx, req.Params.Environment, b.Customer)
 	if err != nil {
 		return nil, err
 	}
-	client, _, err := s.stripeClient(ctx, p, env)
-	if err != nil {
-		return nil, err
-	}
-	if b.Customer != nil {
-		if _, err := s.buyerCustomer(ctx, p, env, *b.Customer, claims); err != nil {
-			return nil, err
-		}
-	}
+	p, env, claims, client := bc.project, bc.env, bc.claims, bc.client
 	md := taggedMetadata(p, b.Metadata)
 	md["user_id"] = claims.Subject
 	params := billing.CheckoutSessionParams{
@@ -107,19 +94,11 @@ func checkCheckoutRequest(b *gen.CreateCheckoutSessionRequest) error {
 // the subscription in the mirror, so a success page sees it before the
 // webhook arrives.
 func (s *Server) GetCheckoutSession(ctx context.Context, req gen.GetCheckoutSessionRequestObject) (gen.GetCheckoutSessionResponseObject, error) {
-	p, err := project(ctx)
+	bc, err := s.startBuyerCall(ctx, req.Params.Environment, nil)
 	if err != nil {
 		return nil, err
 	}
-	env := envOf(req.Params.Environment)
-	claims, err := s.buyer(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	client, _, err := s.stripeClient(ctx, p, env)
-	if err != nil {
-		return nil, err
-	}
+	p, env, claims, client := bc.project, bc.env, bc.claims, bc.client
 	rec, err := s.store.FindCheckoutSession(ctx, p.ID, env, req.Id)
 	if err != nil {
 		return nil, notFound(err, "id", "No such checkout session: "+req.Id+".")
@@ -188,28 +167,15 @@ func checkoutJSON(cs *billing.CheckoutSession) gen.CheckoutSession {
 // CreatePaymentIntent creates a PaymentIntent with automatic payment methods
 // and returns its client secret with the project's publishable key.
 func (s *Server) CreatePaymentIntent(ctx context.Context, req gen.CreatePaymentIntentRequestObject) (gen.CreatePaymentIntentResponseObject, error) {
-	p, err := project(ctx)
-	if err != nil {
-		return nil, err
-	}
 	b := req.Body
 	if err := checkMetadata(b.Metadata); err != nil {
 		return nil, err
 	}
-	env := envOf(req.Params.Environment)
-	claims, err := s.buyer(ctx, p)
+	bc, err := s.startBuyerCall(ctx, req.Params.Environment, b.Customer)
 	if err != nil {
 		return nil, err
 	}
-	client, st, err := s.stripeClient(ctx, p, env)
-	if err != nil {
-		return nil, err
-	}
-	if b.Customer != nil {
-		if _, err := s.buyerCustomer(ctx, p, env, *b.Customer, claims); err != nil {
-			return nil, err
-		}
-	}
+	p, env, claims, client, st := bc.project, bc.env, bc.claims, bc.client, bc.settings
 	md := taggedMetadata(p, b.Metadata)
 	md["user_id"] = claims.Subject
 	params := billing.PaymentIntentParams{
@@ -248,23 +214,11 @@ func (s *Server) CreatePaymentIntent(ctx context.Context, req gen.CreatePaymentI
 // CreatePortalSession opens Stripe's customer portal for a customer of this
 // project that belongs to the buyer.
 func (s *Server) CreatePortalSession(ctx context.Context, req gen.CreatePortalSessionRequestObject) (gen.CreatePortalSessionResponseObject, error) {
-	p, err := project(ctx)
+	bc, err := s.startBuyerCall(ctx, req.Params.Environment, &req.Body.Customer)
 	if err != nil {
 		return nil, err
 	}
-	env := envOf(req.Params.Environment)
-	claims, err := s.buyer(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	client, _, err := s.stripeClient(ctx, p, env)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.buyerCustomer(ctx, p, env, req.Body.Customer, claims); err != nil {
-		return nil, err
-	}
-	url, err := client.CreatePortalSession(ctx, req.Body.Customer, req.Body.ReturnUrl, deref(req.Params.IdempotencyKey))
+	url, err := bc.client.CreatePortalSession(ctx, req.Body.Customer, req.Body.ReturnUrl, deref(req.Params.IdempotencyKey))
 	if err != nil {
 		return nil, err
 	}
