@@ -49,6 +49,10 @@ type StripeSettings struct {
 	SecretKey      string
 	PublishableKey string
 	WebhookSecret  string
+	// RefetchObjects makes the webhook receiver re-read from Stripe every
+	// subscription and customer an event names, and store what Stripe says
+	// now rather than the event's copy.
+	RefetchObjects bool
 	UpdatedAt      time.Time
 }
 

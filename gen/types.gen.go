@@ -625,6 +625,9 @@ type StripeSetup struct {
 	LastEventAt    *time.Time  `json:"last_event_at,omitempty"`
 	PublishableKey *string     `json:"publishable_key,omitempty"`
 
+	// RefetchObjects Objects named by events are re-read from Stripe.
+	RefetchObjects *bool `json:"refetch_objects,omitempty"`
+
 	// SecretKey Masked: only the last four characters.
 	//
 	// Example: ****wxyz
@@ -642,6 +645,11 @@ type StripeSetup struct {
 type StripeSetupRequest struct {
 	// PublishableKey pk_test_ for test, pk_live_ for live.
 	PublishableKey string `json:"publishable_key"`
+
+	// RefetchObjects Re-read from Stripe every subscription and customer an event names, and store what Stripe
+	// says now instead of the event's copy: one Stripe call per such event, and the mirror is
+	// never behind Stripe. Same-second ties are always re-read.
+	RefetchObjects *bool `json:"refetch_objects,omitempty"`
 
 	// SecretKey sk_test_/rk_test_ for test, sk_live_/rk_live_ for live.
 	SecretKey string `json:"secret_key"`

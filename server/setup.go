@@ -43,6 +43,7 @@ func (s *Server) PutStripeSetup(ctx context.Context, req gen.PutStripeSetupReque
 	if b.WebhookSecret != nil {
 		st.WebhookSecret = strings.TrimSpace(*b.WebhookSecret)
 	}
+	st.RefetchObjects = deref(b.RefetchObjects)
 	if err := s.saveStripeSettings(ctx, st); err != nil {
 		return nil, err
 	}
@@ -100,6 +101,7 @@ func (s *Server) stripeSetup(ctx context.Context, projectID string, env billing.
 		return out
 	}
 	out.Configured = true
+	out.RefetchObjects = ptr(st.RefetchObjects)
 	out.SecretKey = ptr(secret.Mask(st.SecretKey))
 	out.PublishableKey = ptr(st.PublishableKey)
 	if st.WebhookSecret != "" {

@@ -361,6 +361,29 @@ func TestWebhookOrdering(t *testing.T) {
 				t.Errorf("got %+v, want the name read from Stripe", c)
 			}
 		})
+		t.Run("RefetchObjectsReadsStripe", func(t *testing.T) {
+			p := e.newProject(t, "")
+			env := gen.EnvironmentTest
+			refetch := true
+			resp, err := e.API.PutStripeSetupWithResponse(context.Background(), &gen.PutStripeSetupParams{Environment: &env},
+				gen.StripeSetupRequest{SecretKey: p.StripeKey, PublishableKey: p.PublishableKey, WebhookSecret: &p.WebhookKey, RefetchObjects: &refetch}, p.creds)
+			if err != nil || resp.JSON200 == nil || !deref(resp.JSON200.RefetchObjects) {
+				t.Fatalf("enable refetch: %v %s", err, body(resp))
+			}
+			refetched := func(status string, at time.Time) []byte {
+				return stripetest.SubscriptionEvent(stripetest.SubscriptionEventOptions{
+					SubscriptionID: "sub_refetch", CustomerID: "cus_refetch", Created: at, Status: status})
+			}
+			fs.put("/v1/subscriptions/sub_refetch", subscriptionObject(t, refetched("unpaid", base)))
+			before := stripeGets(fs, "/v1/subscriptions/sub_refetch")
+			p.mustDeliver(t, refetched("active", base.Add(20*time.Second)), "applied")
+			if got := stripeGets(fs, "/v1/subscriptions/sub_refetch") - before; got != 1 {
+				t.Errorf("Stripe reads: got %d, want 1", got)
+			}
+			if s := e.subscription(t, p.ProjectID, "sub_refetch"); s == nil || s.Status != "unpaid" {
+				t.Errorf("got %+v, want unpaid as read from Stripe", s)
+			}
+		})
 		t.Run("NoStripeReadWithoutTie", func(t *testing.T) {
 			p := e.newProject(t, "")
 			n := fs.count()

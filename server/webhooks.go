@@ -83,8 +83,8 @@ func (s *Server) ReceiveStripeWebhook(ctx context.Context, req gen.ReceiveStripe
 		s.countEvent(ev.Type, "duplicate")
 		return gen.ReceiveStripeWebhook200JSONResponse{Received: true, Duplicate: ptr(true)}, nil
 	}
-	if len(res.Ties) > 0 {
-		s.resolveTies(ctx, p.ID, env, st, change, res.Ties)
+	if reread := s.toReread(st, change, res.Ties); len(reread) > 0 {
+		s.resolveTies(ctx, p.ID, env, st, change, reread)
 	}
 	s.changed(ctx, mirrorKey(p.ID, env))
 	s.countEvent(ev.Type, ev.Status)
@@ -142,6 +142,23 @@ func (s *Server) transient(ctx context.Context, err error) error {
 	}
 	s.logger.ErrorContext(ctx, "webhook event not received", "error", err.Error())
 	return billing.Errorf(billing.EUNAVAILABLE, "The event could not be received; Stripe will retry.")
+}
+
+// toReread returns the ids of the objects to re-read from Stripe after an
+// event is stored: the same-second ties, or, when the project asks for it,
+// every subscription and customer the event wrote.
+func (s *Server) toReread(st *billing.StripeSettings, change billing.MirrorChange, ties []string) []string {
+	if !st.RefetchObjects {
+		return ties
+	}
+	ids := make([]string, 0, len(change.Subscriptions)+len(change.Customers))
+	for _, sub := range change.Subscriptions {
+		ids = append(ids, sub.ID)
+	}
+	for _, c := range change.Customers {
+		ids = append(ids, c.ID)
+	}
+	return ids
 }
 
 // resolveTies re-reads from Stripe the objects whose stored state is exactly

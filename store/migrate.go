@@ -202,6 +202,12 @@ var migrations = []migration{{
 		)`,
 		`CREATE INDEX usage_counts_day ON usage_counts (day)`,
 	},
+}, {
+	version: 2,
+	name:    "stripe settings: re-read objects named by events",
+	statements: []string{
+		`ALTER TABLE stripe_settings ADD COLUMN refetch_objects INTEGER NOT NULL DEFAULT 0`,
+	},
 }}
 
 // migrateLock is the PostgreSQL advisory lock key that serialises

@@ -15,6 +15,7 @@ type stripeSettingsRow struct {
 	SecretKeyEnc     string
 	PublishableKey   string
 	WebhookSecretEnc string
+	RefetchObjects   int
 	UpdatedAt        int64
 }
 
@@ -76,15 +77,20 @@ func (db *DB) PutStripeSettings(ctx context.Context, s billing.StripeSettings) e
 		if err != nil {
 			return err
 		}
+		refetch := 0
+		if s.RefetchObjects {
+			refetch = 1
+		}
 		err = tx.Exec(`INSERT INTO stripe_settings
-			(project_id, environment, secret_key_enc, publishable_key, webhook_secret_enc, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?)
+			(project_id, environment, secret_key_enc, publishable_key, webhook_secret_enc, refetch_objects, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (project_id, environment) DO UPDATE SET
 				secret_key_enc = excluded.secret_key_enc,
 				publishable_key = excluded.publishable_key,
 				webhook_secret_enc = excluded.webhook_secret_enc,
+				refetch_objects = excluded.refetch_objects,
 				updated_at = excluded.updated_at`,
-			s.ProjectID, string(s.Environment), secretKey, s.PublishableKey, webhookSecret, db.nowMicros()).Error
+			s.ProjectID, string(s.Environment), secretKey, s.PublishableKey, webhookSecret, refetch, db.nowMicros()).Error
 		if err != nil {
 			return translate(err, "Stripe settings")
 		}
@@ -92,6 +98,7 @@ func (db *DB) PutStripeSettings(ctx context.Context, s billing.StripeSettings) e
 			"environment":     s.Environment,
 			"publishable_key": s.PublishableKey,
 			"webhook_secret":  s.WebhookSecret != "",
+			"refetch_objects": s.RefetchObjects,
 		})
 	})
 }
@@ -101,7 +108,7 @@ func (db *DB) PutStripeSettings(ctx context.Context, s billing.StripeSettings) e
 func (db *DB) FindStripeSettings(ctx context.Context, projectID string, env billing.Environment) (*billing.StripeSettings, error) {
 	var row stripeSettingsRow
 	err := scanOne(db.reader(ctx).Raw(`SELECT project_id, environment, secret_key_enc, publishable_key,
-			webhook_secret_enc, updated_at
+			webhook_secret_enc, refetch_objects, updated_at
 		FROM stripe_settings WHERE project_id = ? AND environment = ?`, projectID, string(env)),
 		&row, "Stripe settings")
 	if err != nil {
@@ -111,6 +118,7 @@ func (db *DB) FindStripeSettings(ctx context.Context, projectID string, env bill
 		ProjectID:      row.ProjectID,
 		Environment:    billing.Environment(row.Environment),
 		PublishableKey: row.PublishableKey,
+		RefetchObjects: row.RefetchObjects != 0,
 		UpdatedAt:      fromMicros(row.UpdatedAt),
 	}
 	if s.SecretKey, err = db.unseal(row.SecretKeyEnc); err != nil {

@@ -274,7 +274,7 @@ func TestStripeSettings(t *testing.T) {
 		wantCode(t, err, billing.ENOTFOUND)
 
 		in := billing.StripeSettings{ProjectID: p.ID, Environment: billing.EnvTest,
-			SecretKey: "sk_test_abc", PublishableKey: "pk_test_abc", WebhookSecret: "whsec_abc"}
+			SecretKey: "sk_test_abc", PublishableKey: "pk_test_abc", WebhookSecret: "whsec_abc", RefetchObjects: true}
 		must(t, db.PutStripeSettings(ctx, in))
 		live := billing.StripeSettings{ProjectID: p.ID, Environment: billing.EnvLive,
 			SecretKey: "sk_live_xyz", PublishableKey: "pk_live_xyz"}
@@ -283,12 +283,12 @@ func TestStripeSettings(t *testing.T) {
 		got, err := db.FindStripeSettings(ctx, p.ID, billing.EnvTest)
 		must(t, err)
 		if got.SecretKey != in.SecretKey || got.PublishableKey != in.PublishableKey ||
-			got.WebhookSecret != in.WebhookSecret || got.UpdatedAt.IsZero() {
+			got.WebhookSecret != in.WebhookSecret || !got.RefetchObjects || got.UpdatedAt.IsZero() {
 			t.Errorf("test settings: got %+v, want %+v", got, in)
 		}
 		got, err = db.FindStripeSettings(ctx, p.ID, billing.EnvLive)
 		must(t, err)
-		if got.SecretKey != "sk_live_xyz" || got.WebhookSecret != "" {
+		if got.SecretKey != "sk_live_xyz" || got.WebhookSecret != "" || got.RefetchObjects {
 			t.Errorf("live settings: got %+v", got)
 		}
 
