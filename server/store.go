@@ -38,6 +38,7 @@ type Store interface {
 	ListWebhookEvents(ctx context.Context, projectID string, env billing.Environment, limit int, startingAfter string) ([]billing.WebhookEvent, bool, error)
 	FindWebhookEvent(ctx context.Context, projectID string, env billing.Environment, id string) (*billing.WebhookEvent, error)
 	FindActiveSubscriptionByEmail(ctx context.Context, projectID string, env billing.Environment, email string) (*billing.Subscription, error)
+	ActiveSubscriptionsByEmail(ctx context.Context, projectID string, env billing.Environment) (map[string]billing.Subscription, error)
 
 	AddUsage(ctx context.Context, counts []billing.UsageCount) error
 	ListUsage(ctx context.Context, projectID string, env billing.Environment, fromDay, toDay string) ([]billing.UsageCount, error)

@@ -32,7 +32,10 @@ func (s *Server) GetCustomerSubscription(ctx context.Context, req gen.GetCustome
 	if resp, ok := s.subs.get(k); ok {
 		return gen.GetCustomerSubscription200JSONResponse(resp), nil
 	}
-	version := s.subs.version(k.envKey)
+	version, build := s.subs.miss(k.envKey)
+	if build {
+		go s.buildSubscriptionIndex(p, env, version)
+	}
 	sub, err := s.store.FindActiveSubscriptionByEmail(ctx, p.ID, env, email)
 	var resp gen.SubscriptionResponse
 	switch {
@@ -43,6 +46,28 @@ func (s *Server) GetCustomerSubscription(ctx context.Context, req gen.GetCustome
 	}
 	s.subs.put(k, version, resp)
 	return gen.GetCustomerSubscription200JSONResponse(resp), nil
+}
+
+// buildSubscriptionIndex loads every active subscription of the project
+// and environment into the cache in one query, so that any email, known or
+// not, is answered from memory until the mirror changes.
+func (s *Server) buildSubscriptionIndex(p *billing.Project, env billing.Environment, version uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	k := envKey{p.ID, env}
+	subs, err := s.store.ActiveSubscriptionsByEmail(ctx, p.ID, env)
+	if err != nil {
+		s.subs.indexFailed(k)
+		if billing.ErrorCode(err) != billing.ECONFLICT {
+			s.logger.Warn("subscription index not built", "project_id", p.ID, "error", err.Error())
+		}
+		return
+	}
+	byEmail := make(map[string]gen.SubscriptionResponse, len(subs))
+	for email, sub := range subs {
+		byEmail[email] = gen.SubscriptionResponse{Subscription: subscriptionJSON(p, &sub)}
+	}
+	s.subs.putIndex(k, version, byEmail)
 }
 
 func subscriptionJSON(p *billing.Project, sub *billing.Subscription) *gen.Subscription {
@@ -107,9 +132,12 @@ type subEntry struct {
 	expires time.Time
 }
 
-// subscriptionCache keeps subscription-status answers for a short TTL. Each
-// project and environment has a version that a mirror change bumps; an
-// entry read under an older version is stale.
+// subscriptionCache keeps subscription-status answers. Each project and
+// environment has a version that a mirror change bumps; an answer read
+// under an older version is stale. Answers are kept per email for a TTL;
+// once a project and environment has missed indexAfterMisses times under
+// one version, all its active subscriptions are indexed by email, and the
+// index answers every email until the next change.
 type subscriptionCache struct {
 	ttl time.Duration
 	now func() time.Time
@@ -117,18 +145,43 @@ type subscriptionCache struct {
 	mu       sync.RWMutex
 	versions map[envKey]uint64
 	entries  map[subKey]subEntry
+	indexes  map[envKey]*subIndex
+	misses   map[envKey]missCount
 }
+
+type subIndex struct {
+	version  uint64
+	building bool
+	byEmail  map[string]gen.SubscriptionResponse
+}
+
+type missCount struct {
+	version uint64
+	n       int
+}
+
+// indexAfterMisses is how many cache misses under one version make the
+// cache index the whole project and environment.
+const indexAfterMisses = 16
 
 const maxSubscriptionEntries = 200_000
 
 func newSubscriptionCache(ttl time.Duration, now func() time.Time) *subscriptionCache {
-	return &subscriptionCache{ttl: ttl, now: now, versions: map[envKey]uint64{}, entries: map[subKey]subEntry{}}
+	return &subscriptionCache{ttl: ttl, now: now, versions: map[envKey]uint64{}, entries: map[subKey]subEntry{},
+		indexes: map[envKey]*subIndex{}, misses: map[envKey]missCount{}}
 }
 
+// get answers from the index of the email's project and environment, or
+// from the email's own entry.
 func (c *subscriptionCache) get(k subKey) (gen.SubscriptionResponse, bool) {
 	c.mu.RLock()
-	e, ok := c.entries[k]
 	v := c.versions[k.envKey]
+	if idx := c.indexes[k.envKey]; idx != nil && idx.byEmail != nil && idx.version == v {
+		resp := idx.byEmail[k.email]
+		c.mu.RUnlock()
+		return resp, true
+	}
+	e, ok := c.entries[k]
 	c.mu.RUnlock()
 	if !ok || e.version != v || c.now().After(e.expires) {
 		return gen.SubscriptionResponse{}, false
@@ -136,10 +189,52 @@ func (c *subscriptionCache) get(k subKey) (gen.SubscriptionResponse, bool) {
 	return e.resp, true
 }
 
-func (c *subscriptionCache) version(k envKey) uint64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.versions[k]
+// miss counts a miss and returns the current version, and whether the
+// caller should build the index now (at most one build at a time).
+func (c *subscriptionCache) miss(k envKey) (version uint64, build bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	version = c.versions[k]
+	m := c.misses[k]
+	if m.version != version {
+		m = missCount{version: version}
+	}
+	m.n++
+	c.misses[k] = m
+	if m.n < indexAfterMisses {
+		return version, false
+	}
+	if idx := c.indexes[k]; idx != nil && idx.building {
+		return version, false
+	}
+	if len(c.indexes) >= maxIndexes {
+		clear(c.indexes)
+	}
+	c.indexes[k] = &subIndex{version: version, building: true}
+	return version, true
+}
+
+// maxIndexes bounds how many projects and environments are indexed at once.
+const maxIndexes = 1000
+
+// putIndex installs an index built under version, unless the mirror has
+// changed since.
+func (c *subscriptionCache) putIndex(k envKey, version uint64, byEmail map[string]gen.SubscriptionResponse) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.versions[k] != version {
+		delete(c.indexes, k)
+		return
+	}
+	c.indexes[k] = &subIndex{version: version, byEmail: byEmail}
+}
+
+// indexFailed forgets a build that did not finish, so that a later miss
+// may try again.
+func (c *subscriptionCache) indexFailed(k envKey) {
+	c.mu.Lock()
+	delete(c.indexes, k)
+	c.mu.Unlock()
 }
 
 // put stores an answer read under version; if the mirror changed since,
@@ -159,5 +254,8 @@ func (c *subscriptionCache) put(k subKey, version uint64, resp gen.SubscriptionR
 func (c *subscriptionCache) invalidate(k envKey) {
 	c.mu.Lock()
 	c.versions[k]++
+	if idx := c.indexes[k]; idx != nil && !idx.building {
+		delete(c.indexes, k)
+	}
 	c.mu.Unlock()
 }

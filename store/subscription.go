@@ -167,3 +167,66 @@ func (db *DB) ListSubscriptionsForCustomer(ctx context.Context, projectID string
 	}
 	return out, nil
 }
+
+// maxIndexedSubscriptions bounds ActiveSubscriptionsByEmail: a project with
+// more active subscriptions is answered one email at a time.
+const maxIndexedSubscriptions = 200_000
+
+// ActiveSubscriptionsByEmail returns, for every email of a project and
+// environment that FindActiveSubscriptionByEmail would answer, the same
+// subscription it would return, in two queries. It returns ECONFLICT when
+// the project has more active subscriptions than are worth holding in
+// memory.
+func (db *DB) ActiveSubscriptionsByEmail(ctx context.Context, projectID string, env billing.Environment) (map[string]billing.Subscription, error) {
+	var rows []subscriptionRow
+	err := db.reader(ctx).Raw(subscriptionSelect(`subscriptions`)+`
+		WHERE s.project_id = ? AND s.environment = ? AND s.status IN ?
+		LIMIT ?`,
+		projectID, string(env), activeStatuses, maxIndexedSubscriptions+1).Scan(&rows).Error
+	if err != nil {
+		return nil, translate(err, "Subscription")
+	}
+	if len(rows) > maxIndexedSubscriptions {
+		return nil, billing.Errorf(billing.ECONFLICT, "Too many active subscriptions to index.")
+	}
+	var emails []struct {
+		ID         string
+		EmailLower string
+	}
+	err = db.reader(ctx).Raw(`SELECT id, email_lower FROM customers
+		WHERE project_id = ? AND environment = ? AND email_lower <> '' AND id IN (
+			SELECT customer_id FROM subscriptions WHERE project_id = ? AND environment = ? AND status IN ?)`,
+		projectID, string(env), projectID, string(env), activeStatuses).Scan(&emails).Error
+	if err != nil {
+		return nil, translate(err, "Customer")
+	}
+	customerEmail := make(map[string]string, len(emails))
+	for _, e := range emails {
+		customerEmail[e.ID] = e.EmailLower
+	}
+	out := make(map[string]billing.Subscription, len(rows))
+	for _, r := range rows {
+		s, err := r.subscription()
+		if err != nil {
+			return nil, err
+		}
+		for _, email := range []string{billing.NormalizeEmail(s.Email), customerEmail[s.CustomerID]} {
+			if email == "" {
+				continue
+			}
+			if cur, ok := out[email]; !ok || laterSubscription(s, cur) {
+				out[email] = s
+			}
+		}
+	}
+	return out, nil
+}
+
+// laterSubscription orders as FindActiveSubscriptionByEmail does: the latest
+// period end, then the greatest id.
+func laterSubscription(a, b billing.Subscription) bool {
+	if !a.CurrentPeriodEnd.Equal(b.CurrentPeriodEnd) {
+		return a.CurrentPeriodEnd.After(b.CurrentPeriodEnd)
+	}
+	return a.ID > b.ID
+}
