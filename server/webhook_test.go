@@ -368,6 +368,9 @@ func TestWebhookLedger(t *testing.T) {
 			for name, payload := range map[string]string{
 				"NoID":     `{"object":"event","type":"customer.created","data":{"object":{}}}`,
 				"NotEvent": `{"id":"cus_1","object":"customer","type":"customer.created"}`,
+				"NotJSON":  `{"id":"evt_1","type":`,
+				"NotAnObj": `["evt_1"]`,
+				"NoType":   `{"id":"evt_2","object":"event","data":{"object":{}}}`,
 			} {
 				body, sig := stripetest.SignedPayload(t, []byte(payload), p.WebhookKey, time.Time{})
 				status, b, _ := e.postWebhook(webhookPath(p.ProjectID, billing.EnvTest), body, sig)
