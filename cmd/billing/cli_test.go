@@ -171,7 +171,12 @@ func startBilling(t testing.TB, vars map[string]string) *billingProcess {
 	t.Helper()
 	p := &billingProcess{admin: "admin-" + newMasterKey(t)[:16], stderr: &lockedBuffer{}}
 	cmd := exec.Command(billingBinary(t), "serve")
-	cmd.Env = append(os.Environ(), "BILLING_ADDR=127.0.0.1:0", "BILLING_ADMIN_TOKEN="+p.admin)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BILLING_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "BILLING_ADDR=127.0.0.1:0", "BILLING_ADMIN_TOKEN="+p.admin)
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,17 +40,6 @@ func (p *serveProcess) logs() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.stderr.String()
-}
-
-// buildServe builds the billing binary into a temporary directory.
-func buildServe(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "billing")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // startServe runs `billing serve` with vars (and no other BILLING_
@@ -190,7 +178,7 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := buildServe(t)
+	bin := billingBinary(t)
 	storetest.Each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		key := make([]byte, 32)
