@@ -29,7 +29,6 @@ func TestInvalidationAcrossInstances(t *testing.T) {
 		ctx := context.Background()
 		b := newTestEnv(t, a.DB, func(c *serverConfig) { c.Bus = newBus(t); c.SubscriptionCacheTTL = time.Hour })
 		p := a.newProject(t, "")
-		time.Sleep(100 * time.Millisecond) // let both subscriptions settle
 		email := "bus-" + randHex(4) + "@example.com"
 		status := func() *gen.Subscription {
 			resp, err := b.API.GetCustomerSubscriptionWithResponse(ctx, &gen.GetCustomerSubscriptionParams{CustomerEmail: openapi_types.Email(email)}, p.creds)

@@ -88,7 +88,7 @@ func (b *bench) note(format string, args ...any) {
 // creates the database, starts the service, sets a project up, seeds the
 // mirror and starts the anchor.
 func (b *bench) prepare(ctx context.Context) error {
-	root, err := moduleRoot()
+	root, err := stripemock.ModuleRoot()
 	if err != nil {
 		return err
 	}

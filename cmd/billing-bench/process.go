@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,20 +17,6 @@ import (
 	"syscall"
 	"time"
 )
-
-// moduleRoot returns the directory of the go.mod that governs the working
-// directory.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run billing-bench from inside the billing module")
-	}
-	return filepath.Dir(gomod), nil
-}
 
 // buildBinaries compiles the service and the bare Echo anchor into dir, the
 // way an operator builds the service, and returns their paths.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -36,6 +37,14 @@ func NewRedis(rdb redis.UniversalClient, logger *slog.Logger) *Redis {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Redis{rdb: rdb, logger: logger, cancel: cancel, done: make(chan struct{})}
 	sub := rdb.Subscribe(ctx, Channel)
+	// Wait for Redis to confirm the subscription, so that nothing published
+	// after NewRedis returns is missed; a Redis that is down does not hold
+	// the start up (the channel subscribes once it answers).
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+	if _, err := sub.Receive(wctx); err != nil {
+		logger.Warn("invalidations: Redis did not confirm the subscription yet", "error", err.Error())
+	}
+	wcancel()
 	go func() {
 		defer close(b.done)
 		defer sub.Close()

@@ -169,7 +169,7 @@ func buildInto(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
@@ -212,9 +212,9 @@ func installed() string {
 	return ""
 }
 
-// moduleRoot returns the directory of the go.mod that governs the working
+// ModuleRoot returns the directory of the go.mod that governs the working
 // directory, the one that pins stripe-mock.
-func moduleRoot() (string, error) {
+func ModuleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
