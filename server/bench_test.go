@@ -98,7 +98,7 @@ func BenchmarkCredentialCheck(b *testing.B) {
 // routes of the load benchmark: a query, a create with a JSON body, and a
 // 2 KB webhook event.
 func BenchmarkRequestValidation(b *testing.B) {
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -59,14 +59,3 @@ func (c *ttlCache[K, V]) delete(k K) {
 	delete(c.entries, k)
 	c.mu.Unlock()
 }
-
-// deleteFunc removes every entry whose key matches.
-func (c *ttlCache[K, V]) deleteFunc(match func(K) bool) {
-	c.mu.Lock()
-	for k := range c.entries {
-		if match(k) {
-			delete(c.entries, k)
-		}
-	}
-	c.mu.Unlock()
-}

@@ -55,11 +55,6 @@ func withStripe(url string, cfg stripeadapter.Config) envOption {
 	}
 }
 
-var (
-	stripeOnce sync.Once
-	stripeURL  string
-)
-
 // newKeyring returns a keyring with a fresh random master key.
 func newKeyring(t testing.TB) *secret.Keyring {
 	t.Helper()

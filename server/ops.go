@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
@@ -31,11 +30,4 @@ func (s *Server) opsRoutes(e *echo.Echo, spec *openapi3.T, metricsHandler http.H
 		e.GET("/metrics", echo.WrapHandler(metricsHandler))
 	}
 	return nil
-}
-
-// isOpsRoute reports whether a route is outside the API (not counted, not
-// limited).
-func isOpsRoute(path string) bool {
-	return path == "/metrics" || path == "/openapi.json" || path == "/openapi.yaml" ||
-		path == "/docs" || strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, "/setup")
 }

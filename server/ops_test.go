@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -332,5 +331,3 @@ func TestUsage(t *testing.T) {
 		c.Usage = rec
 	})
 }
-
-var _ = io.EOF

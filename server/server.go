@@ -121,7 +121,7 @@ func New(cfg Config) (*echo.Echo, error) {
 	if cfg.Verifier == nil {
 		cfg.Verifier = buyertoken.NewVerifier(buyertoken.Options{Now: cfg.Now, Logger: cfg.Logger})
 	}
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		return nil, err
 	}

@@ -1,19 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	cryptorand "crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,139 +20,6 @@ import (
 	"github.com/stackfordevs/billing/store/storetest"
 	"github.com/stackfordevs/billing/stripeadapter/stripetest"
 )
-
-// serveProcess is one `billing serve` process started by a test.
-type serveProcess struct {
-	cmd    *exec.Cmd
-	URL    string
-	done   chan struct{} // closed when the process has exited
-	mu     sync.Mutex
-	stderr bytes.Buffer
-}
-
-func (p *serveProcess) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
-
-// startServe runs `billing serve` with vars (and no other BILLING_
-// variable) and waits until it says where it listens.
-func startServe(t *testing.T, bin string, vars map[string]string) *serveProcess {
-	t.Helper()
-	cmd := exec.Command(bin, "serve")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "BILLING_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &serveProcess{cmd: cmd, done: make(chan struct{})}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.stderr.Write(sc.Bytes())
-			p.stderr.WriteByte('\n')
-			p.mu.Unlock()
-			var l struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "listening" {
-				select {
-				case addr <- l.Addr:
-				default:
-				}
-			}
-		}
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-	})
-	select {
-	case a := <-addr:
-		p.URL = "http://" + a
-	case <-p.done:
-		t.Fatalf("billing serve exited before listening:\n%s", p.logs())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("billing serve did not listen within a minute:\n%s", p.logs())
-	}
-	return p
-}
-
-// kill ends the process with SIGKILL and waits for it.
-func (p *serveProcess) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("kill: %v", err)
-	}
-	<-p.done
-}
-
-// stop ends the process with SIGTERM and waits for a clean exit.
-func (p *serveProcess) stop(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("billing serve did not stop on SIGTERM:\n%s", p.logs())
-	}
-	if !p.cmd.ProcessState.Success() {
-		t.Errorf("billing serve exited with %v:\n%s", p.cmd.ProcessState, p.logs())
-	}
-}
-
-var crashClient = &http.Client{Timeout: 20 * time.Second}
-
-// send makes one request and returns its status and body.
-func (p *serveProcess) send(method, path string, h http.Header, body []byte) (int, []byte, error) {
-	req, err := http.NewRequest(method, p.URL+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header = h.Clone()
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := crashClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-// mustSend makes a request that must answer want, and decodes the answer
-// into out.
-func (p *serveProcess) mustSend(t *testing.T, method, path string, h http.Header, body string, want int, out any) {
-	t.Helper()
-	status, b, err := p.send(method, path, h, []byte(body))
-	if err != nil || status != want {
-		t.Fatalf("%s %s: got %d %s %v, want %d", method, path, status, b, err, want)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %s: %v", method, path, b, err)
-		}
-	}
-}
 
 // crashEvent is one event of the crash test and the state it carries.
 type crashEvent struct {
@@ -178,7 +39,6 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := billingBinary(t)
 	storetest.Each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		key := make([]byte, 32)
@@ -192,7 +52,7 @@ func TestCrashSafety(t *testing.T) {
 			"BILLING_ADMIN_TOKEN":     adminToken,
 			"BILLING_STRIPE_API_BASE": "http://127.0.0.1:9", // never called for these events
 		}
-		srv := startServe(t, bin, vars)
+		srv := startServe(t, vars)
 
 		admin := http.Header{"Authorization": {"Bearer " + adminToken}}
 		var tenant struct{ ID string }
@@ -283,7 +143,7 @@ func TestCrashSafety(t *testing.T) {
 
 		// Restart on the same database and redeliver, as Stripe does,
 		// every event without a 2xx, and the acknowledged ones once more.
-		srv = startServe(t, bin, vars)
+		srv = startServe(t, vars)
 		var mu2 sync.Mutex
 		committedUnacked := 0
 		work = make(chan crashEvent)

@@ -28,17 +28,16 @@ func TestSeveralInstances(t *testing.T) {
 		"BILLING_RATE_LIMIT_CREATES_PER_HOUR": "4",
 		"BILLING_USAGE_FLUSH_INTERVAL":        "100ms",
 	}
-	a := startBilling(t, vars)
-	b := startBilling(t, vars)
-	b.admin = a.admin // both accept their own token; use a's for setup through a
+	a := startServe(t, vars)
+	b := startServe(t, vars)
 	creds := a.project(t)
-	webhookSecret := "whsec_multiinstance0123"
+	webhookSecret := processWebhookSecret
 	a.putStripeKeys(t, creds, "sk_test_multi0123456789")
 
 	t.Run("SharedRateLimit", func(t *testing.T) {
 		var served, limited int
 		for i := 0; i < 6; i++ {
-			inst := []*billingProcess{a, b}[i%2]
+			inst := []*serveProcess{a, b}[i%2]
 			r := inst.call(t, "POST", "/v1/stripe/customers", creds.headers(), `{"email":"multi@example.com"}`)
 			switch r.status {
 			case http.StatusOK:
@@ -66,7 +65,7 @@ func TestSeveralInstances(t *testing.T) {
 		body, sig := stripetest.SignedPayload(t, payload, webhookSecret, time.Now())
 		path := "/v1/stripe/webhook/" + creds.ProjectID + "?environment=test"
 		var duplicates int
-		for _, inst := range []*billingProcess{a, b} {
+		for _, inst := range []*serveProcess{a, b} {
 			r := inst.call(t, "POST", path, http.Header{"Stripe-Signature": {sig}}, string(body))
 			if r.status != http.StatusOK {
 				t.Fatalf("got %d %s", r.status, r.body)

@@ -15,7 +15,7 @@ import (
 func TestUsageFlushedOnShutdown(t *testing.T) {
 	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "usage.db")
 	key := newMasterKey(t)
-	srv := startBilling(t, map[string]string{
+	srv := startServe(t, map[string]string{
 		"BILLING_DATABASE_URL":         dbURL,
 		"BILLING_MASTER_KEY":           key,
 		"BILLING_USAGE_FLUSH_INTERVAL": "1h",

@@ -22,7 +22,7 @@ import (
 // routes outside the spec (docs, metrics, setup page) are not checked.
 func NewHTTPClient(tb testing.TB, baseURL string) *http.Client {
 	tb.Helper()
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		tb.Fatalf("load spec: %v", err)
 	}
