@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 
@@ -14,101 +13,95 @@ import (
 	"github.com/stackfordevs/billing/stripeadapter"
 )
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
 // cliContext names the operator as the actor of CLI changes.
 func cliContext(ctx context.Context) context.Context {
 	return billing.WithActor(ctx, "cli")
 }
 
-func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if err := newFlags("migrate", stderr).Parse(args); err != nil {
+func runMigrate(ctx context.Context, inv *invocation) error {
+	if err := inv.parse(); err != nil {
 		return err
 	}
-	c, err := loadConfig(getenv)
+	c, err := loadConfig(inv.getenv)
 	if err != nil {
 		return err
 	}
-	db, err := openStore(ctx, c, newLogger(stderr, c.LogLevel), true)
+	db, err := openStore(ctx, c, newLogger(inv.stderr, c.LogLevel), true)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	fmt.Fprintln(stdout, "migrations applied")
+	fmt.Fprintln(inv.stdout, "migrations applied")
 	return nil
 }
 
-func runTenantCreate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("tenant create", stderr)
-	name := fs.String("name", "", "tenant name")
-	asJSON := fs.Bool("json", false, "print the new tenant as JSON")
-	if err := fs.Parse(args); err != nil {
+func runTenantCreate(ctx context.Context, inv *invocation) error {
+	name := inv.flags.String("name", "", "tenant `name`")
+	asJSON := inv.flags.Bool("json", false, "print the new tenant as JSON")
+	if err := inv.parse(); err != nil {
 		return err
 	}
-	svc, closeDB, err := adminService(ctx, getenv, stderr)
+	if err := require("name", *name); err != nil {
+		return err
+	}
+	svc, closeDB, err := adminService(ctx, inv)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
 	t, err := svc.CreateTenant(cliContext(ctx), *name)
 	if err != nil {
-		return cliError(err)
+		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(map[string]string{"id": t.ID, "name": t.Name})
+		return json.NewEncoder(inv.stdout).Encode(map[string]string{"id": t.ID, "name": t.Name})
 	}
-	fmt.Fprintf(stdout, "tenant %s created (%s)\n", t.ID, t.Name)
-	fmt.Fprintf(stdout, "next: billing project create --tenant %s --name \"My App\"\n", t.ID)
+	fmt.Fprintf(inv.stdout, "tenant %s created (%s)\n", t.ID, t.Name)
+	fmt.Fprintf(inv.stdout, "next: billing project create --tenant %s --name \"My App\"\n", t.ID)
 	return nil
 }
 
-func runProjectCreate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("project create", stderr)
-	tenant := fs.String("tenant", "", "tenant id")
-	name := fs.String("name", "", "project name")
-	asJSON := fs.Bool("json", false, "print the credentials as JSON")
-	if err := fs.Parse(args); err != nil {
+func runProjectCreate(ctx context.Context, inv *invocation) error {
+	tenant := inv.flags.String("tenant", "", "`id` of the tenant that owns the project")
+	name := inv.flags.String("name", "", "project `name`")
+	asJSON := inv.flags.Bool("json", false, "print the credentials as JSON")
+	if err := inv.parse(); err != nil {
 		return err
 	}
-	if *tenant == "" {
-		return fmt.Errorf("--tenant is required")
+	if err := require("tenant", *tenant, "name", *name); err != nil {
+		return err
 	}
-	svc, closeDB, err := adminService(ctx, getenv, stderr)
+	svc, closeDB, err := adminService(ctx, inv)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
 	creds, err := svc.CreateProject(cliContext(ctx), *tenant, *name)
 	if err != nil {
-		return cliError(err)
-	}
-	return printCredentials(stdout, creds, *asJSON)
-}
-
-func runProjectRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("project rotate-secret", stderr)
-	project := fs.String("project", "", "project id")
-	asJSON := fs.Bool("json", false, "print the credentials as JSON")
-	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *project == "" {
-		return fmt.Errorf("--project is required")
+	return printCredentials(inv.stdout, creds, *asJSON)
+}
+
+func runProjectRotate(ctx context.Context, inv *invocation) error {
+	project := inv.flags.String("project", "", "project `id`")
+	asJSON := inv.flags.Bool("json", false, "print the credentials as JSON")
+	if err := inv.parse(); err != nil {
+		return err
 	}
-	svc, closeDB, err := adminService(ctx, getenv, stderr)
+	if err := require("project", *project); err != nil {
+		return err
+	}
+	svc, closeDB, err := adminService(ctx, inv)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
 	creds, err := svc.RotateSecret(cliContext(ctx), *project)
 	if err != nil {
-		return cliError(err)
+		return err
 	}
-	return printCredentials(stdout, creds, *asJSON)
+	return printCredentials(inv.stdout, creds, *asJSON)
 }
 
 func printCredentials(w io.Writer, c *admin.Credentials, asJSON bool) error {
@@ -120,89 +113,101 @@ func printCredentials(w io.Writer, c *admin.Credentials, asJSON bool) error {
 	return nil
 }
 
-func adminService(ctx context.Context, getenv func(string) string, stderr io.Writer) (*admin.Service, func(), error) {
-	c, err := loadConfig(getenv)
+func adminService(ctx context.Context, inv *invocation) (*admin.Service, func(), error) {
+	c, err := loadConfig(inv.getenv)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := openStore(ctx, c, newLogger(stderr, c.LogLevel), c.AutoMigrate)
+	db, err := openStore(ctx, c, newLogger(inv.stderr, c.LogLevel), c.AutoMigrate)
 	if err != nil {
 		return nil, nil, err
 	}
 	return &admin.Service{Store: db}, func() { db.Close() }, nil
 }
 
-func runSync(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("sync", stderr)
-	project := fs.String("project", "", "project id")
-	envName := fs.String("environment", "test", "test or live")
-	if err := fs.Parse(args); err != nil {
+func runSync(ctx context.Context, inv *invocation) error {
+	project, envName := projectFlags(inv)
+	if err := inv.parse(); err != nil {
 		return err
 	}
-	env := billing.Environment(*envName)
-	if *project == "" || !env.Valid() {
-		return fmt.Errorf("--project is required and --environment must be test or live")
-	}
-	c, err := loadConfig(getenv)
+	env, err := projectEnvironment(*project, *envName)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stderr, c.LogLevel)
+	c, err := loadConfig(inv.getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(inv.stderr, c.LogLevel)
 	db, err := openStore(ctx, c, logger, c.AutoMigrate)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	p, err := db.FindProjectByID(ctx, *project)
+	p, err := findProject(ctx, db, *project)
 	if err != nil {
-		return cliError(err)
+		return err
 	}
 	st, err := db.FindStripeSettings(ctx, p.ID, env)
 	if err != nil {
-		return fmt.Errorf("Stripe is not configured for %s: %w", env, cliError(err))
+		return fmt.Errorf("Stripe is not configured for %s of project %s", env, p.ID)
 	}
 	client := stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger}).Client(p.ID, env, st.SecretKey)
 	n, err := resync.Run(ctx, client, db, p.ID, env)
 	if err != nil {
-		return cliError(err)
-	}
-	return json.NewEncoder(stdout).Encode(n)
-}
-
-func runRotateMasterKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if err := newFlags("rotate-master-key", stderr).Parse(args); err != nil {
 		return err
 	}
-	c, err := loadConfig(getenv)
+	return json.NewEncoder(inv.stdout).Encode(n)
+}
+
+func runRotateMasterKey(ctx context.Context, inv *invocation) error {
+	if err := inv.parse(); err != nil {
+		return err
+	}
+	c, err := loadConfig(inv.getenv)
 	if err != nil {
 		return err
 	}
-	db, err := openStore(ctx, c, newLogger(stderr, c.LogLevel), c.AutoMigrate)
+	db, err := openStore(ctx, c, newLogger(inv.stderr, c.LogLevel), c.AutoMigrate)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	n, err := db.RotateSecrets(cliContext(ctx))
 	if err != nil {
-		return cliError(err)
+		return err
 	}
-	fmt.Fprintf(stdout, "%d secrets re-encrypted under the current master key\n", n)
+	fmt.Fprintf(inv.stdout, "%d secrets re-encrypted under the current master key\n", n)
 	return nil
 }
 
-func runGenMasterKey(stdout io.Writer) error {
+func runGenMasterKey(ctx context.Context, inv *invocation) error {
+	if err := inv.parse(); err != nil {
+		return err
+	}
 	k, err := secret.GenerateMasterKey()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, k)
+	fmt.Fprintln(inv.stdout, k)
 	return nil
 }
 
-// cliError shows a billing error's safe message.
-func cliError(err error) error {
-	if billing.ErrorCode(err) == billing.EINTERNAL {
-		return err
+// projectFlags declares --project and --environment, for the commands that
+// act on one of a project's Stripe accounts.
+func projectFlags(inv *invocation) (project, environment *string) {
+	return inv.flags.String("project", "", "project `id`"),
+		inv.flags.String("environment", "test", "which of the project's Stripe accounts: `test|live`")
+}
+
+// projectEnvironment checks the values of projectFlags once parsed.
+func projectEnvironment(project, environment string) (billing.Environment, error) {
+	if err := require("project", project); err != nil {
+		return "", err
 	}
-	return fmt.Errorf("%s", billing.ErrorMessage(err))
+	env := billing.Environment(environment)
+	if !env.Valid() {
+		return "", usageError{fmt.Errorf("--environment must be test or live, not %q", environment)}
+	}
+	return env, nil
 }

@@ -154,14 +154,14 @@ func openStore(ctx context.Context, c config, logger *slog.Logger, migrate bool)
 	}
 	db, err := store.Open(ctx, c.DatabaseURL, store.Options{Keyring: ring, Logger: logger})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("BILLING_DATABASE_URL: the database cannot be opened: %w", err)
 	}
 	if migrate {
 		mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 		if err := db.Migrate(mctx); err != nil {
 			db.Close()
-			return nil, err
+			return nil, fmt.Errorf("the database named by BILLING_DATABASE_URL cannot be migrated: %w", err)
 		}
 	}
 	return db, nil

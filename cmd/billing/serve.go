@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -19,14 +18,14 @@ import (
 	"github.com/stackfordevs/billing/stripeadapter"
 )
 
-func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", stderr)
-	dev := fs.Bool("dev", false, "development mode: create a local master key and admin token when none is set")
-	if err := fs.Parse(args); err != nil {
+func runServe(ctx context.Context, inv *invocation) error {
+	dev := inv.flags.Bool("dev", false, "development mode: create a local master key and admin token when none is set")
+	if err := inv.parse(); err != nil {
 		return err
 	}
 	start := time.Now()
-	c, err := loadConfig(getenv)
+	stdout, stderr := inv.stdout, inv.stderr
+	c, err := loadConfig(inv.getenv)
 	if err != nil {
 		return err
 	}
@@ -99,7 +98,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("BILLING_ADDR: cannot listen on %s: %w", c.Addr, err)
 	}
 	srv := &http.Server{
 		Handler:           app,
@@ -109,7 +108,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		IdleTimeout:       120 * time.Second,
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "startup_ms", time.Since(start).Milliseconds(), "dev", c.Dev)
-	if c.Dev {
+	if inv.listening != nil {
+		go inv.listening("http://" + displayAddr(ln.Addr()))
+	} else if c.Dev {
 		fmt.Fprintf(stdout, "Billing service on http://%s\n", displayAddr(ln.Addr()))
 		fmt.Fprintf(stdout, "Create a tenant and a project:\n"+
 			"  curl -s -X POST http://%[1]s/v1/admin/tenants -H \"Authorization: Bearer $(cat .billing/admin-token)\" -H 'Content-Type: application/json' -d '{\"name\":\"Acme\"}'\n"+

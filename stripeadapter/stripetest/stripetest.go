@@ -36,12 +36,17 @@ const (
 // means now.
 func SignedPayload(tb testing.TB, payload []byte, secret string, ts time.Time) (body []byte, header string) {
 	tb.Helper()
-	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{
+	return payload, Signature(payload, secret, ts)
+}
+
+// Signature returns the Stripe-Signature header Stripe sends with payload
+// when signing with a webhook secret at time ts. A zero ts means now.
+func Signature(payload []byte, secret string, ts time.Time) string {
+	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{
 		Payload:   payload,
 		Secret:    secret,
 		Timestamp: ts,
-	})
-	return sp.Payload, sp.Header
+	}).Header
 }
 
 // EventNames returns the names of the fixture events Event can load, such
