@@ -7,4 +7,5 @@ package billing
 import (
 	_ "github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen"
 	_ "github.com/stripe/stripe-mock"
+	_ "gotest.tools/gotestsum"
 )

@@ -113,7 +113,14 @@ func (c config) keyring() (*secret.Keyring, error) {
 		}
 		key = k
 	}
-	return secret.ParseKeyring(key, c.PreviousMasterKeys)
+	if _, err := secret.ParseKeyring(key, ""); err != nil {
+		return nil, fmt.Errorf("BILLING_MASTER_KEY: %w", err)
+	}
+	ring, err := secret.ParseKeyring(key, c.PreviousMasterKeys)
+	if err != nil {
+		return nil, fmt.Errorf("BILLING_MASTER_KEY_PREVIOUS: %w", err)
+	}
+	return ring, nil
 }
 
 // devAdminToken returns the development admin token, created once.

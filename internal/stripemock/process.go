@@ -30,3 +30,10 @@ func StartProcess() (*Process, error) {
 	}
 	return nil, fmt.Errorf("stripemock: stripe-mock did not start after %d tries: %w", startTries, lastErr)
 }
+
+// Binary returns the path of the stripe-mock executable Start runs,
+// building it into the user cache directory first when it is not installed.
+// A program started from outside the module finds it there.
+func Binary() (string, error) {
+	return binary()
+}
