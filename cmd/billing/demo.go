@@ -36,7 +36,7 @@ func runDemo(ctx context.Context, inv *invocation) error {
 	}
 	stripeURL := inv.getenv("BILLING_STRIPE_API_BASE")
 	if stripeURL == "" {
-		fmt.Fprintln(inv.stderr, "Starting stripe-mock (the first time it is built, which takes a minute)...")
+		fmt.Fprintln(inv.stderr, "Starting stripe-mock (built once on first use, which takes a minute)...")
 		mock, err := stripemock.StartProcess()
 		if err != nil {
 			return fmt.Errorf("stripe-mock cannot be started (install it with `make tools`, or set BILLING_STRIPE_API_BASE to a running one): %w", err)
@@ -200,7 +200,7 @@ curl -s -X POST "$B/v1/stripe/checkout/session?environment=test" "${H[@]}" -H "A
 curl -s -X POST "$B/v1/stripe/webhook/%[3]s?environment=test" -H 'Content-Type: application/json' \
   -H %[14]s --data-binary @%[15]s; echo
 # the same, signed anew, at any time:
-#   %[13]s webhook send --project %[3]s --customer %[6]s --user %[7]s
+#   %[13]s webhook send --url "$B" --project %[3]s --customer %[6]s --user %[7]s
 curl -s "$B/v1/customer/subscription?customerEmail=%[5]s&environment=test" "${H[@]}"; echo
 curl -s "$B/v1/webhooks/events?environment=test" "${H[@]}"; echo
 
