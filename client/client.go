@@ -80,9 +80,13 @@ func WithIdempotencyKey(key string) Option {
 }
 
 // WithHTTPClient makes calls with h instead of http.DefaultClient, for
-// timeouts, proxies or instrumentation.
+// timeouts, proxies or instrumentation. A nil h changes nothing.
 func WithHTTPClient(h *http.Client) Option {
-	return func(s *settings) { s.http = h }
+	return func(s *settings) {
+		if h != nil {
+			s.http = h
+		}
+	}
 }
 
 // New returns a client of the service at baseURL, such as
