@@ -53,7 +53,7 @@ test:
 
 ## slowest: the slowest tests of the last `make test`
 slowest:
-	@$(GOTESTSUM) tool slowest --jsonfile $(TEST_JSON) --threshold 500ms | head -n $(SLOWEST)
+	@$(GOTESTSUM) tool slowest --jsonfile $(TEST_JSON) --threshold 500ms | awk 'NR <= $(SLOWEST)'
 
 ## lint: gofmt, vet, the client's dependencies and the OpenAPI linter
 lint: check-client-deps
