@@ -91,7 +91,8 @@ func require(pairs ...string) error {
 	return nil
 }
 
-// usageError is a mistake in how a command was called.
+// usageError is a mistake in how a command was called; the process exits
+// with status 2 for it, as the flag package does, and 1 for other errors.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
@@ -121,7 +122,7 @@ func plainMessage(err error) string {
 func dispatch(ctx context.Context, table []command, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		printCommandList(stderr, "", table)
-		return errors.New("billing: no command given (see billing --help)")
+		return usageError{errors.New("billing: no command given (see billing --help)")}
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -138,14 +139,14 @@ func dispatch(ctx context.Context, table []command, args []string, getenv func(s
 		if group := groupOf(table, args[0]); len(group) > 0 && (len(args) == 1 || isHelp(args[1])) {
 			if len(args) == 1 {
 				printCommandList(stderr, args[0]+" ", group)
-				return fmt.Errorf("billing %s: needs a command (see billing %s --help)", args[0], args[0])
+				return usageError{fmt.Errorf("billing %s: needs a command (see billing %s --help)", args[0], args[0])}
 			}
 			printCommandList(stdout, args[0]+" ", group)
 			return nil
 		} else if len(group) > 0 {
-			return fmt.Errorf("billing %s: unknown command %q (see billing %s --help)", args[0], args[1], args[0])
+			return usageError{fmt.Errorf("billing %s: unknown command %q (see billing %s --help)", args[0], args[1], args[0])}
 		}
-		return fmt.Errorf("billing: unknown command %q (see billing --help)", args[0])
+		return usageError{fmt.Errorf("billing: unknown command %q (see billing --help)", args[0])}
 	}
 	inv := &invocation{cmd: cmd, args: rest, getenv: getenv, stdout: stdout, stderr: stderr,
 		flags: flag.NewFlagSet("billing "+cmd.name, flag.ContinueOnError)}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -96,17 +97,18 @@ func TestCommandErrors(t *testing.T) {
 		vars    map[string]string
 		want    string // the whole error, or its start when it ends with "..."
 		wantOut string // on stderr
+		usage   bool   // a mistake in how the command was called
 	}{
-		{name: "NoCommand", args: nil, want: "billing: no command given (see billing --help)", wantOut: "usage: billing <command>"},
-		{name: "UnknownCommand", args: []string{"frobnicate"}, want: `billing: unknown command "frobnicate" (see billing --help)`},
-		{name: "GroupAlone", args: []string{"tenant"}, want: "billing tenant: needs a command (see billing tenant --help)",
+		{name: "NoCommand", usage: true, args: nil, want: "billing: no command given (see billing --help)", wantOut: "usage: billing <command>"},
+		{name: "UnknownCommand", usage: true, args: []string{"frobnicate"}, want: `billing: unknown command "frobnicate" (see billing --help)`},
+		{name: "GroupAlone", usage: true, args: []string{"tenant"}, want: "billing tenant: needs a command (see billing tenant --help)",
 			wantOut: "tenant create --name N"},
-		{name: "UnknownInGroup", args: []string{"project", "frob"}, want: `billing project: unknown command "frob" (see billing project --help)`},
-		{name: "UnknownFlag", args: []string{"serve", "--nope"}, want: "billing serve: unknown flag --nope (see billing serve --help)"},
-		{name: "FlagValue", args: []string{"token", "--ttl", "soon"}, want: `billing token: invalid value "soon" for flag --ttl: parse error (see billing token --help)`},
-		{name: "StrayArgument", args: []string{"migrate", "now"}, want: `billing migrate: unexpected argument "now" (see billing migrate --help)`},
-		{name: "MissingFlag", args: []string{"project", "create", "--name", "App"}, want: "billing project create: --tenant is required"},
-		{name: "BadEnvironment", args: []string{"sync", "--project", "prj_1", "--environment", "prod"},
+		{name: "UnknownInGroup", usage: true, args: []string{"project", "frob"}, want: `billing project: unknown command "frob" (see billing project --help)`},
+		{name: "UnknownFlag", usage: true, args: []string{"serve", "--nope"}, want: "billing serve: unknown flag --nope (see billing serve --help)"},
+		{name: "FlagValue", usage: true, args: []string{"token", "--ttl", "soon"}, want: `billing token: invalid value "soon" for flag --ttl: parse error (see billing token --help)`},
+		{name: "StrayArgument", usage: true, args: []string{"migrate", "now"}, want: `billing migrate: unexpected argument "now" (see billing migrate --help)`},
+		{name: "MissingFlag", usage: true, args: []string{"project", "create", "--name", "App"}, want: "billing project create: --tenant is required"},
+		{name: "BadEnvironment", usage: true, args: []string{"sync", "--project", "prj_1", "--environment", "prod"},
 			want: `billing sync: --environment must be test or live, not "prod"`},
 		{name: "NoMasterKey", args: []string{"tenant", "create", "--name", "Acme"}, vars: map[string]string{"BILLING_DATABASE_URL": db},
 			want: "billing tenant create: BILLING_MASTER_KEY is not set..."},
@@ -117,7 +119,7 @@ func TestCommandErrors(t *testing.T) {
 			want: `billing migrate: BILLING_USAGE_FLUSH_INTERVAL: must be a positive duration such as 5s, got "often"`},
 		{name: "BadDatabaseURL", args: []string{"migrate"}, vars: map[string]string{"BILLING_DATABASE_URL": "mysql://db", "BILLING_MASTER_KEY": key},
 			want: "billing migrate: BILLING_DATABASE_URL: the database cannot be opened: Unsupported database URL: use sqlite:PATH or postgres://..."},
-		{name: "UnknownProject", args: []string{"token", "--project", "prj_nope", "--sub", "u"},
+		{name: "UnknownProject", usage: true, args: []string{"token", "--project", "prj_nope", "--sub", "u"},
 			vars: map[string]string{"BILLING_DATABASE_URL": db, "BILLING_MASTER_KEY": key},
 			want: "billing token: --project: there is no project prj_nope"},
 	} {
@@ -133,6 +135,10 @@ func TestCommandErrors(t *testing.T) {
 			}
 			if strings.Contains(got, "code=") || strings.Count(got, "\n") > 0 {
 				t.Errorf("got %q, want one plain line", got)
+			}
+			var usage usageError
+			if isUsage := errors.As(err, &usage); isUsage != tc.usage {
+				t.Errorf("got a usage error: %t, want %t (exit status 2 for usage, 1 otherwise)", isUsage, tc.usage)
 			}
 			if !strings.Contains(errOut.String(), tc.wantOut) {
 				t.Errorf("got stderr %q, want it to contain %q", errOut.String(), tc.wantOut)
