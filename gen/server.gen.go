@@ -31,9 +31,12 @@ type ServerInterface interface {
 	// AdminRotateProjectSecret Rotate a project's secret key
 	// (POST /v1/admin/projects/{projectId}/rotate-secret)
 	AdminRotateProjectSecret(ctx echo.Context, projectId ProjectIdPath) error
-	// AdminSyncProject Backfill a project's mirror from Stripe
+	// AdminSyncProject Start a resync of a project's mirror from Stripe
 	// (POST /v1/admin/projects/{projectId}/sync)
 	AdminSyncProject(ctx echo.Context, projectId ProjectIdPath, params AdminSyncProjectParams) error
+	// AdminGetSyncJob Follow a project's resync job
+	// (GET /v1/admin/projects/{projectId}/sync/{jobId})
+	AdminGetSyncJob(ctx echo.Context, projectId ProjectIdPath, jobId SyncJobIdPath) error
 	// AdminCreateTenant Create a tenant
 	// (POST /v1/admin/tenants)
 	AdminCreateTenant(ctx echo.Context) error
@@ -88,6 +91,12 @@ type ServerInterface interface {
 	// ReceiveStripeWebhook Receive a Stripe webhook event
 	// (POST /v1/stripe/webhook/{projectId})
 	ReceiveStripeWebhook(ctx echo.Context, projectId string, params ReceiveStripeWebhookParams) error
+	// StartSync Start a resync from Stripe
+	// (POST /v1/sync)
+	StartSync(ctx echo.Context, params StartSyncParams) error
+	// GetSyncJob Follow a resync job
+	// (GET /v1/sync/{jobId})
+	GetSyncJob(ctx echo.Context, jobId SyncJobIdPath) error
 	// GetUsage Get the project's usage
 	// (GET /v1/usage)
 	GetUsage(ctx echo.Context, params GetUsageParams) error
@@ -157,6 +166,30 @@ func (w *ServerInterfaceWrapper) AdminSyncProject(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AdminSyncProject(ctx, projectId, params)
+	return err
+}
+
+// AdminGetSyncJob converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminGetSyncJob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "projectId" -------------
+	var projectId ProjectIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "projectId", ctx.Param("projectId"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter projectId: %s", err))
+	}
+
+	// ------------- Path parameter "jobId" -------------
+	var jobId SyncJobIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "jobId", ctx.Param("jobId"), &jobId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter jobId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminGetSyncJob(ctx, projectId, jobId)
 	return err
 }
 
@@ -641,6 +674,40 @@ func (w *ServerInterfaceWrapper) ReceiveStripeWebhook(ctx echo.Context) error {
 	return err
 }
 
+// StartSync converts echo context to params.
+func (w *ServerInterfaceWrapper) StartSync(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StartSyncParams
+	// ------------- Optional query parameter "environment" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "environment", ctx.QueryParams(), &params.Environment, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter environment: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StartSync(ctx, params)
+	return err
+}
+
+// GetSyncJob converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSyncJob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "jobId" -------------
+	var jobId SyncJobIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "jobId", ctx.Param("jobId"), &jobId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter jobId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSyncJob(ctx, jobId)
+	return err
+}
+
 // GetUsage converts echo context to params.
 func (w *ServerInterfaceWrapper) GetUsage(ctx echo.Context) error {
 	var err error
@@ -769,10 +836,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/setup/auth", wrapper.GetAuthSetup, options.OperationMiddlewares["getAuthSetup"]...)
 	router.PUT(options.BaseURL+"/v1/setup/auth", wrapper.PutAuthSetup, options.OperationMiddlewares["putAuthSetup"]...)
 	router.GET(options.BaseURL+"/v1/usage", wrapper.GetUsage, options.OperationMiddlewares["getUsage"]...)
+	router.POST(options.BaseURL+"/v1/sync", wrapper.StartSync, options.OperationMiddlewares["startSync"]...)
+	router.GET(options.BaseURL+"/v1/sync/:jobId", wrapper.GetSyncJob, options.OperationMiddlewares["getSyncJob"]...)
 	router.POST(options.BaseURL+"/v1/admin/tenants", wrapper.AdminCreateTenant, options.OperationMiddlewares["adminCreateTenant"]...)
 	router.POST(options.BaseURL+"/v1/admin/tenants/:tenantId/projects", wrapper.AdminCreateProject, options.OperationMiddlewares["adminCreateProject"]...)
 	router.POST(options.BaseURL+"/v1/admin/projects/:projectId/rotate-secret", wrapper.AdminRotateProjectSecret, options.OperationMiddlewares["adminRotateProjectSecret"]...)
 	router.POST(options.BaseURL+"/v1/admin/projects/:projectId/sync", wrapper.AdminSyncProject, options.OperationMiddlewares["adminSyncProject"]...)
+	router.GET(options.BaseURL+"/v1/admin/projects/:projectId/sync/:jobId", wrapper.AdminGetSyncJob, options.OperationMiddlewares["adminGetSyncJob"]...)
 	router.GET(options.BaseURL+"/v1/admin/usage", wrapper.AdminGetUsage, options.OperationMiddlewares["adminGetUsage"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
@@ -963,16 +1033,38 @@ type AdminSyncProjectResponseObject interface {
 	VisitAdminSyncProjectResponse(w http.ResponseWriter) error
 }
 
-type AdminSyncProject200JSONResponse SyncResult
+type AdminSyncProject202ResponseHeaders struct {
+	Location string
+}
 
-func (response AdminSyncProject200JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+type AdminSyncProject202JSONResponse struct {
+	Body    SyncJob
+	Headers AdminSyncProject202ResponseHeaders
+}
+
+func (response AdminSyncProject202JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminSyncProject400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminSyncProject400JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(200)
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1033,30 +1125,123 @@ func (response AdminSyncProject500JSONResponse) VisitAdminSyncProjectResponse(w 
 	return err
 }
 
-type AdminSyncProject502JSONResponse struct{ StripeErrorJSONResponse }
+type AdminSyncProject503JSONResponse struct{ UnavailableJSONResponse }
 
-func (response AdminSyncProject502JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+func (response AdminSyncProject503JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(502)
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
-type AdminSyncProject504JSONResponse struct{ StripeTimeoutJSONResponse }
+type AdminGetSyncJobRequestObject struct {
+	ProjectId ProjectIdPath `json:"projectId"`
+	JobId     SyncJobIdPath `json:"jobId"`
+}
 
-func (response AdminSyncProject504JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+type AdminGetSyncJobResponseObject interface {
+	VisitAdminGetSyncJobResponse(w http.ResponseWriter) error
+}
+
+type AdminGetSyncJob200JSONResponse SyncJob
+
+func (response AdminGetSyncJob200JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(504)
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminGetSyncJob400JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminGetSyncJob401JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminGetSyncJob403JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminGetSyncJob404JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminGetSyncJob500JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response AdminGetSyncJob503JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3053,6 +3238,198 @@ func (response ReceiveStripeWebhook503JSONResponse) VisitReceiveStripeWebhookRes
 	return err
 }
 
+type StartSyncRequestObject struct {
+	Params StartSyncParams
+}
+
+type StartSyncResponseObject interface {
+	VisitStartSyncResponse(w http.ResponseWriter) error
+}
+
+type StartSync202ResponseHeaders struct {
+	Location string
+}
+
+type StartSync202JSONResponse struct {
+	Body    SyncJob
+	Headers StartSync202ResponseHeaders
+}
+
+func (response StartSync202JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartSync400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response StartSync400JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartSync401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response StartSync401JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartSync403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response StartSync403JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartSync500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response StartSync500JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartSync503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response StartSync503JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJobRequestObject struct {
+	JobId SyncJobIdPath `json:"jobId"`
+}
+
+type GetSyncJobResponseObject interface {
+	VisitGetSyncJobResponse(w http.ResponseWriter) error
+}
+
+type GetSyncJob200JSONResponse SyncJob
+
+func (response GetSyncJob200JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJob400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetSyncJob400JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJob401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetSyncJob401JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJob404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetSyncJob404JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJob500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetSyncJob500JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJob503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetSyncJob503JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetUsageRequestObject struct {
 	Params GetUsageParams
 }
@@ -3209,9 +3586,12 @@ type StrictServerInterface interface {
 	// AdminRotateProjectSecret Rotate a project's secret key
 	// (POST /v1/admin/projects/{projectId}/rotate-secret)
 	AdminRotateProjectSecret(ctx context.Context, request AdminRotateProjectSecretRequestObject) (AdminRotateProjectSecretResponseObject, error)
-	// AdminSyncProject Backfill a project's mirror from Stripe
+	// AdminSyncProject Start a resync of a project's mirror from Stripe
 	// (POST /v1/admin/projects/{projectId}/sync)
 	AdminSyncProject(ctx context.Context, request AdminSyncProjectRequestObject) (AdminSyncProjectResponseObject, error)
+	// AdminGetSyncJob Follow a project's resync job
+	// (GET /v1/admin/projects/{projectId}/sync/{jobId})
+	AdminGetSyncJob(ctx context.Context, request AdminGetSyncJobRequestObject) (AdminGetSyncJobResponseObject, error)
 	// AdminCreateTenant Create a tenant
 	// (POST /v1/admin/tenants)
 	AdminCreateTenant(ctx context.Context, request AdminCreateTenantRequestObject) (AdminCreateTenantResponseObject, error)
@@ -3266,6 +3646,12 @@ type StrictServerInterface interface {
 	// ReceiveStripeWebhook Receive a Stripe webhook event
 	// (POST /v1/stripe/webhook/{projectId})
 	ReceiveStripeWebhook(ctx context.Context, request ReceiveStripeWebhookRequestObject) (ReceiveStripeWebhookResponseObject, error)
+	// StartSync Start a resync from Stripe
+	// (POST /v1/sync)
+	StartSync(ctx context.Context, request StartSyncRequestObject) (StartSyncResponseObject, error)
+	// GetSyncJob Follow a resync job
+	// (GET /v1/sync/{jobId})
+	GetSyncJob(ctx context.Context, request GetSyncJobRequestObject) (GetSyncJobResponseObject, error)
 	// GetUsage Get the project's usage
 	// (GET /v1/usage)
 	GetUsage(ctx context.Context, request GetUsageRequestObject) (GetUsageResponseObject, error)
@@ -3377,6 +3763,32 @@ func (sh *strictHandler) AdminSyncProject(ctx echo.Context, projectId ProjectIdP
 		return err
 	} else if validResponse, ok := response.(AdminSyncProjectResponseObject); ok {
 		return validResponse.VisitAdminSyncProjectResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminGetSyncJob operation middleware
+func (sh *strictHandler) AdminGetSyncJob(ctx echo.Context, projectId ProjectIdPath, jobId SyncJobIdPath) error {
+	var request AdminGetSyncJobRequestObject
+
+	request.ProjectId = projectId
+	request.JobId = jobId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminGetSyncJob(ctx.Request().Context(), request.(AdminGetSyncJobRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminGetSyncJob")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminGetSyncJobResponseObject); ok {
+		return validResponse.VisitAdminGetSyncJobResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -4062,6 +4474,56 @@ func (sh *strictHandler) ReceiveStripeWebhook(ctx echo.Context, projectId string
 	return nil
 }
 
+// StartSync operation middleware
+func (sh *strictHandler) StartSync(ctx echo.Context, params StartSyncParams) error {
+	var request StartSyncRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StartSync(ctx.Request().Context(), request.(StartSyncRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StartSync")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StartSyncResponseObject); ok {
+		return validResponse.VisitStartSyncResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSyncJob operation middleware
+func (sh *strictHandler) GetSyncJob(ctx echo.Context, jobId SyncJobIdPath) error {
+	var request GetSyncJobRequestObject
+
+	request.JobId = jobId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSyncJob(ctx.Request().Context(), request.(GetSyncJobRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSyncJob")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSyncJobResponseObject); ok {
+		return validResponse.VisitGetSyncJobResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetUsage operation middleware
 func (sh *strictHandler) GetUsage(ctx echo.Context, params GetUsageParams) error {
 	var request GetUsageRequestObject
@@ -4117,128 +4579,144 @@ func (sh *strictHandler) ListWebhookEvents(ctx echo.Context, params ListWebhookE
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7D1rd9s2ln8FhzvnJOnSkh9xZuKcPbNOmrZu8zq2c7ozUVaCySsJNQWwAGhFzfq/78GLBElQouNH3Tbz",
-	"YRqLeF7c9724+BwlbJEzClSK6OBzlGOOFyCB679e0gvCGV0AlerPFETCSS4Jo9FB9POcJHPEpkjOAeWc",
-	"/QKJfCDQieQkB4SThBVUCiQZKgSghylMcZFJNJEg5OTRIIojoob5tQC+iuKI4gVEBxF4U8aRSOawwGru",
-	"v3GYRgfRfwyr9Q7NVzH0l3l5GUffcbZor/c7woVE709foBSvYkRokhWCXHhL29tWnwTCM9a5vqka218Y",
-	"fMKLPFOfdrd3n2xt72xt70RxNGV8gWV0EKVYQhRHcpWrNkJyQmd6lUcpLHImgSarn2DVXu87LASkCn4G",
-	"pM/Qksg5KyRiFDTQBfALkqj/SoGIFIgtabnuOeAUeLVwb7otNZ+/hwX+9AroTM6jg939/ThaEOr+3gkt",
-	"/RVZkABG/MCWaIHpCrEzhQz67DnIgtMuaGZ6IH8p9iyig53tWK2LLIqF+mNbr8r+Va6JUAkz4HpRb/Uy",
-	"cLYWad/SbIXknAjkIdozdMbkHC3nQBE+E0DlLWHndySTdrXvDMEcpe+wAnNznacVTZVryVXLcim5GyCK",
-	"Iw6/FoRDGh1IXkAYO3P+yxifJTu7e1HsH/iTx5vP+0RiLgmdHU7V8oOLJaljBRkW0mJAxR3ggrBCoBzP",
-	"oAu2wk4yxnqW6+DnKWsv8hXeQP2SpXjVSfeSbaD6vT5Uf6nOSuSMCtAM9jlOj+HXAoRG1YRRabEW53lG",
-	"EqzWPvxFqA14c36OgHPGTZfU0MEFzkg65nawOFqAEHimvuGFYsQHaFEIic4AYYkyUMBQC9b8vmxkUQmE",
-	"HJM0OoieTneS3XQPHp/tYw3YnhivV6d3Wz+DI7NMZCdBlbRBjKMFEYLQGXLYjKYEslQMIsXSGT8jaQr0",
-	"enCalsP4ELIiiwhEmUQJo1MyK/QCGEcZudAoe6uAOUwSEAKlQAmkaMsJ0cZyGEf2oFHCIQUqCc4MfI6o",
-	"BK6YX7XhtTC65npPgF8ARxq8aAu9YFTiRCJR5DnjEpGp4bE5cEGENEt8w+R3rKDp9U6QMjme6mH8E3xR",
-	"CMkWwDXE9OdbP7JjEKzgCVRToocChCCMxijHK8XvEdHbjFFi1xcjkMngkYbHMZagBSmkt39gp4wZ0Wxh",
-	"Ip4pycxXSDNbzaQnx+qHLc3jJ0hAwqgivthqEppfeU3aHPbEdFFSf4mJllvVqlsC28gVheZ3hbOGpqaY",
-	"ZIaWElZkqT6+M0AccDKHVJ+MaXlKFsAKeWcLS4lZDKZiCYrSkSQL0As6ZewV5jO4AzyZQ8mdz1i6UkyR",
-	"KVLfQa/Jc72Y9xQXcs44+Q2uScuFP5JPzk5OWB2nzu1uma5fWynkMVu1SjW92Rl6ePjuCJ3DSgut54C5",
-	"IiB2DvSRg88FJhk+y+7ovJwZkGCq8Ef9qbjSEj1MscRnWAAqqMZvtaZHjvIzLIEPPJBpCj8s5PwEZJFr",
-	"a5CzHLgkRlnBRUqAJuCRs1Ns4qgSU97nM8YywFR9n4vd/SdjAQmHgFr+GotzSA8QM+q5VSKnrOAomWOO",
-	"E6UjDNoKVRwRIQrDjFqfflmei3HBs+DHBcg502sFqmyKD7p5ZBcafQxMVeRKq0vHWG+gpuptKVINWnmV",
-	"av7Bh1E1vtGU1fgl6D2VsPsEPJ14f2c3sNwmxJsdPCV6b3ctZDdO5UO6hEvBSd3S2N1+/A+lcUqlqkQH",
-	"0f/OpczFPw+GwyDkWvB5MYfknBXyxEjZAHi0EjuWTOL6UgiVTx4rXb7ILF0aO6kplOIoKThXJrLq3tHa",
-	"w3kr1a/UeAwLTLJeXUhaNzUSMZaK75VmXBurNWOtcNrqIUoSF2cVwcWR0CQewnILb2+QxMJ9YNWbYDc7",
-	"05iU3G7j9lwXIbEsRJsp5JikMSqo+q9itZSNXRdHVYPuQ63m6Rqf5UBjpLhtBhLUDPAp7z+qD9A+27X0",
-	"0XSiAQelMQmgqeZ8Z8UK+DOkhkOMJs7ToyGvpPGXrbfBiYiSt/akLdaUcAqxphccsIQGAXazqSxjy3HO",
-	"2YKpbY6VuBdhsZBgmkDmeEeF6po1HAyHK1ZwnOeDhC2Gpq1vZV+LxdSJvSlWOcBWBmocdHTyFqktPKss",
-	"07OVM9EIRZqWkAKiOohqD4VIo9piPuCt3w63/v3x897l36IN/KRhH1IEn4iQSjFxrYxzRVlZlZ/I4xWF",
-	"GO/s7j3ef/L3fzzdbkBpow8lxK5qY+tv/21/UqfjH4vpEm+WGxmhMCYSFgHqPHawJrQ0pzBNkU93JdDL",
-	"MdYpUa8IhSMJC80o8acj08e5Ft2f5TIx53hlVQWsNKlN47927TxGXN/TxG5koj0LGDFqNAe3wRhN/O25",
-	"ZhwUpqqz97+qxgrzJpp94AtAuASU0W40Rny5JBCF9kr0I07b+AapU3KCs3EOnLB0nOJVAEdOmrigFciB",
-	"vwgn+ktX8t/3NruSfVbpmKMHjG4O+c5A+UgLwW7+aJxtbSrXv2vLbw7IcacHAi0IZRwVlNSJfPfp06fr",
-	"tvrU/m/9fut88HdlX1fkUbVJ/KW/K3gyV3bPlLMF+hcr+GGe18ff2VZ0HzILrkzrHBIgubxFTtlAydJZ",
-	"Wx7cGoxkXOJsk8T2j+7mZIiJ/fTjHzZeeGP8o2l6uQ3WVhUEmweKBpA0QNM2er+n5JPvMGtRZJvkGqi7",
-	"UXm8htHQPMS1OI/TlJgw2rva3tvcuQk3EyfpscCAgeFAHjQs5oz2GXi9huu2uO7EX5EQaTjI9FIxSuS5",
-	"bKsRcyzGC8YhrAi3oZKp5XzctM9yi3qd3izrdtrJB7o5KocFKRbIo6PNzPQ2VccvYdQORavl/MjmFH3L",
-	"oMnbnqxDxKr7f3Zxx8fbvTwa34Ky5NJulpOaBmGUIWmQMq9EX2upxs0eQqVWlN2G7SNp4o8NBcCZS14A",
-	"3ddObaeMXECQCbRj6G0dIzCF0oynuj06W11pPueprh9H6cDe6Kt9ztJVC7qmexCaZZ+21AlaEodISMUM",
-	"0QInc0JhiwNO9Q+Js0PtVtuh4Ybb3Y+J+tG1hNFpRhI/KCwZG2c6EBFHHEsYZzZ+FWvZxinOxmaTZiii",
-	"6EQdhG4i9PmUDazbelx4/vKykbTBl49B0rdxgjZQ5sUC0woW3ucYCTw1npY5WwZdyTYW/nlNSERHpBGW",
-	"SGN7bFJGpPbhEKHMueDAfrxizegPBPqfLcuat47S4FAWPGGkMATwQOcB2disamiXacmDw7TQeUXVxIMe",
-	"nmttBDnI17YUwucfAGcmraWOzJUrrmKi7Hzj9Gs8U6VR35or5ySBNXxCf0ckrftN9K/X0np/LTCVRNat",
-	"qZ3NdtqVrFKzOW+yEGxe91DsfEEbFOINVTdXJLS/jUwDEwbDNEUXOCtADNBEAsVUIcZE/z6x5p35gSuc",
-	"0wGqOtg/R4UAbgJ6+l87u3vWTeMvd387sMs3eAGdCo0T+TUrYntzBpEPaz1GCL41a3+dmd/DIEgyon3h",
-	"HQGy78kFGHO5zAdELw1vDcfFfJt+g7N+3DQZcrLBYsiLs4wIHU4cn8NqbfraA4G85gphtFermYPXwe3a",
-	"7MKejChjATaSt5GF1QAcgkE5X3uDwdP3Lev26fd09zvdbDMP7jJYbSbhiypGHkDFnLiDah9mSaDBzwZg",
-	"4WM+mStJw2gCz5CQTElBqeWsccK1jUbHGwIzNXZbNa2tMC63UltZCC42ueQimAdaaYvqu01XjBEu85fV",
-	"AQlkHG51WHbAyfzwuY+CrZt0L7kj/L4pwg51jbx3wnQcZVjIsQbEutj25nhemysEVKEpyGQ+thnCgQRd",
-	"mzqsmK6Os+h1CSs6tGpnvHoGVh6aeaBYh7O9Uw0qlvPNN998s/y0+i26kaSAOFrC2Zyx81vIhnAjB5mP",
-	"ZspYzk1a9owIZRdhoWewHRHQNGfEOKFLdTLFYn7GME83M6l6grSHsvW1bUD+TnG+UfDk5yZEbmQMCBmj",
-	"/Hys7LxxLZtzjU73j7gn2lqLd4ozAe3swBaqKkzmq3r8SmlIpUMcU8uNFO6L2ES7NFddzrG0o4yowCuh",
-	"03sIFVLNYZOsdd8HAiUsXx3oOwJ23gRnGcqBI1Ekc9PMDK56LYi2E4gYUaoWiM5gTmjqyAud4AVsGd8m",
-	"UqegCRFnS7UIS4+DEb0yFQp7TkPePjBhD0x9u/bJbaI1RRQl0gsyozrMphsru0lAMh4MQvNusFiqvffT",
-	"Jk4a6QQN3q9D34fynY6GvaQdIsAoffVWtUz1/a2d3a297dPdvYP9pwf7T//dzFnv5FlNHVEUZ2vyUPIM",
-	"025lvO1WfKfaf7EermY76rCtG8aeIxafCh8INNV3g4iERcgazM0qN2io1t+CE0kuNAg5wZlqpnRNIcdp",
-	"EfY1GZPeP/+jAKzXK+RGWzrq0EzUQiw2fIlkD6owbsIS+p723ELDjk3GAby2uLOJRI7tLYqAi6FBSDjL",
-	"3k6jgw/rNaIa+V1+7ISJW02T3P3uwbWvaHIMQguMruCbCOVJxwYHO7+xtLACqf3VX1WwSUeQTETeyOUC",
-	"muOFtnmq0aK9xSb3kEDXcI82nzhMFoCOaBL1Qs5ORvFe4Bm8cFZ5U73ub6yneNUiptBGnGBpML23J6do",
-	"eLEzNEQx9MEeGOJLtfpNdp2m1nGSYVHjX7ufPkVxtKf//7H+//1PnzZHDmo2Wl0LLKHQmNTAMbaQ7zyv",
-	"GwjLeed+PwNzPxst5TA5D+y0MFnj0KG8aJVxjlN0BkCRTka4UKYTTBmHZ4gyOVc6zRILpBPQIUV4hgkN",
-	"m06ufxgYAXFnhoziiMwoM5q+uWKxGUTlXGtAUtrvbYfGBXDnemm7v6pYfT/9pgztNB02q0q5rt8YsTsf",
-	"9NGW4EJukOAOFlcyJK95HJXToh2gHfjMfmCt3H7sVzfx1QF7FvVNbjrzGyD7GgrdR8I3RlLBiVydqDWb",
-	"PR6mC0JP2bm57NimeAUPLBl/IMy1E/Rw8vzo1aujN9+PD799ffRmfPr2p5dvzBV7DQq9MX1PpTrAuZS5",
-	"vnSQk596enATZC++dN4x/7SFc7JljB4HbDP+ZRw9L1bAy22Z9Xzn0PzHn0+jOOivWCnmBTRFhYByyzG6",
-	"AE6mipctiZw3ShDoFOotAxsBUhI6E72AUV7KXgsPPds5rNAZZIzO1JLWQMR22iJpCCgn2k7scQLGoNwA",
-	"fdOo6wBOPSOhPZXR6JGcY4nYkgofpmumNN2Cu1PoTeiUuVtQ2FCT7fqcZMo6QicmDBzZBPkyOezMfB8I",
-	"iZPzKeMpXAidLRK8PJtLl/tqwlG8oDUbT22Hs2I2RytWcB0grReqGIzoiL7UHho7s/GbaF+MLq4QSC/Q",
-	"uDf5p/fTf0kQ8v8ycgGTEW3VvEAWwUqPg3Ap5RraxsNX+vGRvXg5opOSsCYxmvjnbP4uD8HG3Hysmzyr",
-	"rhWMaDUxzgSrza5bPBBocmizA/RFtQN3w21UbG/vJT/+fKr/AZMB0kkLAok55jCijGrYQMZyOECTzyMj",
-	"UkfRAfo80gHkURSjkYshmz+qMPIourycGE9SRhKwpp3FlcMcJ3PY2h1st9BkuVwOsP48YHw2tH3F8NXR",
-	"i5dvTl7qPor1E5kFsE5xtCiOSk0i2hlsmw4sB4pzEh1Ee4PtwZ7JhJ1r/jyc6+j2b+rfs5BPaXd7Gy3n",
-	"JANHQ/pyNxGoyBUlGf5t7fzoe5A2Wt6oDbC7vX1j9wftDB0XCBsrvIyjfTN3aMhyjcP6nXNfmEUHHz4q",
-	"c3GxwHwVHUSvyAVQkx0u8UwoKWlX9FF1G3LA6WoTPE2mBSrvNJp7siJG+9t7iMk58CUREATwsRr/94Gv",
-	"ntpE/PgFWODubQauf4t0HWjV+GQdbC92hlgpFEPLEsTwc1k65HLImVQKZuUdzZkInMCREAUIhBGFpSeK",
-	"DGthWardzUKyXKAl4+eKwpQYoUngPLR6c6zntezwpIrJVtWHOhw2VZNhvYTK5cdbPN9AjLWblqzE9i4t",
-	"V0pKHX4aHR5v7/RChypnS3fqgUNV0Qzd4/HmHmWNhhvhAXVV9sPHyzrmahRAOKjkeNisx+iFzGJFk24c",
-	"fodnUKkBwaJVpScmRs7/FRvXsWjdPRIj+tBGdLShE9v4To5n8Ei3LnIBXGpFaoEKmto6Cybi8kAgpdPo",
-	"JBpeZGBEX4BSTlY0seh3XQqJN3aouZBuk6A8f2iAkFqFpJagw784/dNRjOq1u7mXXylD93nct48rY3El",
-	"2nyudG6SZTXqtKFCL6S5iUqNXip8mgxguLmoYl3HZWqhy4btX17CKYvOV9y7FoSfQXZZN+clL+CyRQc7",
-	"N0YHdtcdwkRJCwNDi/c98MsrKXWHpLLTo0dZxeQOhIvBKYQt+Hoi6vCzi2tdlhKmW6CYOURFI5rrK1PR",
-	"r1eCTIkOJ9iUki102pTOgFujItn7W12s/wst+HoROS+M16eGXC1sc6Uach+vT9evV+gwz/8QVN1fXVQU",
-	"HlQZ7zvBX1U23l8OkZcUtpZFFO7OgTVRAxT7Pcj3Nj/+anqaLljaQz07ZX1ahQphqm5dlTCbLKJR+bAW",
-	"2QvWZFTkHyT4W1Ieq7BgB1WZ0rP3nIRuG8G/B+lMkpLBFBY9OzDd2T/DZhJF0C1zrC/Siloas2JiJvuj",
-	"nuj2cGLyYiYxmrjEmAliHE1cboz1UzIKI1qay5kSsBKZIgA6CuDduMFcCdYL4Dh7ZLRS3YUlOLO6aowY",
-	"H9HJ51EtdWEUHejyKpeTgfYD2iACKyTCxulb5tiHrLLvQboLeyf1UgpXI/r15HlaB6q+FxmjBZbJHFKU",
-	"YAFbhAqggiiwZqsu6nVjvLQXK/uI+UJc/YKmX03qpriBpwM0ETKQEGfzMNs5cF2Jb/q2SS2PzaWtWdjV",
-	"stO8PLNWWpiLw1bJX+GkrkAmVxmTif719v3x+PTlm8M3p+Ojb69Qyi6YF9VVK65WQIRxTQj3XdfYfbq5",
-	"h19N86aYqw2NfvhYiwyqP72wnfqziqyFmDD2CbnGFcsQuePHJ/UMK8eXdY2WoYJjpwLyPciqdN8tyt5q",
-	"ks5qhCbg+gxhin442d1/4qwfZfYIk9SujKRwUvuXotV9OvDuaLSJWts6kg5S/vmbYjz6MkVA4uoQuomA",
-	"m0TsMgquM3qEwrUff/7pBL0/foUeHmvgM45eqn88Uv+qjmSOOaQjao/mYVkUem/XO45HzxB8wonMVtrB",
-	"b3JnFwM0MbUBbbTRVSWcmIumalAZm3LTWl5peOhFPxC6a9VvEhKw74oGKn+h3VhVS4xsSDeqqhqWAUSF",
-	"RgO/Eknk1zPsbjZYQpZtnVO2pEPVfqBX0Jtpt4o99jJR75KOJeOQlkiqdA9xDundyorfxWi8AS7wwl18",
-	"6aT+ANHXmL1RINaxe/+y2LV0z1v183uLDCDaz3MsTVHDWs11nXHnv89g2JTxnJXXoghfJ0PuBkPvr9ix",
-	"IS19Qfuhod1H/SXNiaJ+Y9qVFyKdCzNuXehV7NzdIKvfodHHqW06/64vOlVWnVnaxF0FUqYh9/7trnJN",
-	"HqEZs2oDtak0sb4OpEcY0fKTTrtRNp1BFiUggSZ8lUvQRRu4mlWt1dx0MoWgIO2QQTdLX18ow1oX3sob",
-	"bvs7P+CzJIXpbE5+Oc8WlOX1O7HVJatw0+bNqMjcdmq17G+HtC/w3bFQ28Btvoq1a3IZzRW6+cwamWZv",
-	"OtgCskPh3ZrfEFux47vas8heuC/lhBaw1XVh/ZNXk93FX3SnEX2IaRrroq3N0pFx617YIyWZJJ7N/CxT",
-	"Y7DHfshnRAsBHJFUPEMTW2aAwxS4Uj513Qsiahl2tnmI7wQL7V7btbSheeMlqmsxLL+g7/oqvs0Ks121",
-	"wfwisR/Ksi6hQi1V5ZUdtQdTg7VW+dQraLq2imlvnre2MPIdc78m1qwJOVl6GKBjSAl3Oc1n1rxEk4Jn",
-	"k798BOqu/E6/YwqIJxP89PxrmT4urtbk2J50cJ82CojhZ5Je9gpAGFcaYlOEy2rpfnQL2VsoVfEZje0D",
-	"dEh17mgl0UZUO0rMr45lewXYH28/7goLbGLbbWJsiTVTjyoQqid9g/StVwKu+Hra/TEeezI0ezbqlDQS",
-	"/OkY11c+9MWe9yZ9lUjSixtZhWQr16WeNmutb3OgoqqbUlb2MP1tNfeuAtgmcae6U1SJ5MGIHtKVyXGv",
-	"unezokDl5z+UClmWQ20XL/ZLSq+tI31FDS5YJvuO9bf6gXXllxtU+qrAfVXgbl2Bc5zmXQ3nPM5pPnTy",
-	"TdGpub0iQifGV9zPY5ciVjaKKbfKTXXSOn9TvV/4tSpuk7OZt457NKw/ktuRcFXu0XkUiM3tQA+bOR3d",
-	"T2TbFIyg8he2oTe9L3CrWpxfXj309qm+MqGkYQmcrwkJt+bCU6eAahVHnBZU/qaDAv28cmW1AHQkBXI1",
-	"2Zt+s3U1YZ+NqJwzAUguma0m6xWJ1c0XeOVqLui3ubvdZlVx+j+MstO4o9Qus7/BO+bXwQ/X0LVcwyt1",
-	"byvZ18rX99eXGm8I3LWTq3xhodu7VdVU/XNdmvhr6TPX1l88IgoxuQ6dpXQ5mdcP2qF382jDzfCa25S7",
-	"zcclunKlnZa3xALZFx++elD+ioRjEGYz4cSdKSn3nyj6UsNXCvgrUkA9W7dbOd7k1W9oxzfh1L/WU2xq",
-	"l8E0n/e6rpeJoMzIBVDzwol4Zv+LMphKpG9GcEAFTeaYzkzNszrxm4H++Aq42UfqvxxTndaPmIJWof8s",
-	"yrIt6/bn5XpfNezbYJOGSK6qYds8jGH1QnhPJ0PtmRXjUcCFZAssSdJ48VYM0Gv9hmrjiRTvSpnL+itT",
-	"dUz+m/NM1PPtJmvCK7XHX/5ADM89S2Nej63eibEPvjYcEh0vqTbePA17J64agwk9nnvXMZjaqa67tG3x",
-	"zmDzV8b5NdRyHVeFRTtUcpMywmKLGra4qc3e9esfdbPU2iMH749feSUr3EMgAhHqlzms3vxAh4WcA5Uk",
-	"IXJlUxlHdGLabZ2QGcWy4DCx5QpjpJN4vDtJ9XzRQH64HrCWH36IyqrHKIWM6GvMRMmE3e1tRNkWy0Oc",
-	"+djUlzVLs9Vf+2Th+IU97XszJg7vl/asa+4l2Hsq8Dn/5QtLZ8TXvElcpiMId1TuEYQcrzKG087qns0j",
-	"7rr//3j76ZMbKPlxlRxvW9P3boWDV6W7QzKYMtFEuDTzh8z41XCmSxw++nI5cR/Lbdx4KUNNvZXiVz5K",
-	"dFFnivYcPKbYLM7R0ChxlglTFAJS/RKOx2zikjPGLolQl6fX+uD70xcoxatgUcl7W+rjr1Z64/7ewWqW",
-	"2zAoU2KtxW8xNDJnY7aEP3RZ599/x66RORGX1xYId0VeteiVWEI4rcIvmX5vUys+3j6Pr0rQr81YMFC/",
-	"W+3/j558UGJujb2LDv5+aR6K7tbdlIqJaQK6wK7Cbp1Tk7KkcM+KmmTBocYbO0VYR2pliwp3fVG/wFBW",
-	"GI8bpcV1aVCsttT0RlS6VJlk2lbQ6sq/qKWJliO+PzLEHHj71VUrcabCOhUQsumWfXi7mZ7qD2XyuroG",
-	"8rKYnCZZlZBy+y39QIFR2jUwwvV7vPHqlTE6V1bHqQrX3G2x9kJLZOscs3zjuLOSQycU7FXEeLNGYvvG",
-	"YdVET28VETu0kSWBwkGmlKHu4WoYxuX+3dsR3kCmBlR7IFe029TTd2WmzVt8DKfoDGeK7riPg64O9sfL",
-	"/w8AAP//",
+	"7H37c9u2uuC/guHemSRnacnP3hNndu66OWmPe9ImYzvTPTfKShAJSYgpgAVAO2rW//sOPgAkSIIUHdtp",
+	"0qY/NJZE4vHhe7/wMUr4OueMMCWj449RjgVeE0UEfHrBrqjgbE2Y0h9TIhNBc0U5i46jX1c0WSG+QGpF",
+	"UC74e5KoRxKdK0FzgnCS8IIpiRRHhSTocUoWuMgUmiki1ezJKIojqof5rSBiE8URw2sSHUfEmzKOZLIi",
+	"a6zn/g9BFtFx9D/G1XrH5lc59pd5cxNHPwi+bq/3ByqkQm8unqMUb2JEWZIVkl55SzvY1T9JhJe8c30L",
+	"Pba/MPIBr/NM/7S/u//dzu7ezu5eFEcLLtZYRcdRihWJ4khtcv2MVIKyJazyNCXrnCvCks2/yKa93tdY",
+	"SpJq+BmQPkPXVK14oRBnBIAuibiiif5XSUSVRPyaleteEZwSUS3cm25Hz+fvYY0/vCRsqVbR8f7RURyt",
+	"KXOf90JLf0nXNIAR/+TXaI3ZBvG5RgY4e0FUIVgXNDMYyF+KPYvoeG831uui62KtP+zCquynck2UKbIk",
+	"Ahb1CpaBs16kfcWyDVIrKpGHaM/QnKsVul4RhvBcEqYeCDt/oJmyq31tCOY0fY01mJvrvKhoqlxLrp8s",
+	"l5K7AaI4EuS3ggqSRsdKFCSMnbl4P8XzZG//IIr9A//ucPt5nyssFGXLk4VefnCxNHWsIMNSWQyouAO5",
+	"oryQKMdL0gVbaSeZYpjlLvh5vmHJT3zeB1y5YQl6z+cd0H2v3x4IWT3UJ4P2grfX9xJvYVSKp3jTyaIU",
+	"38KgDoYwqBu9eZlzJgnIgu9xekZ+K4gEqko4U5bAcJ5nNMF67eP3Um/Am/NjRITgwrySGpK9whlNp8IO",
+	"FkdrIiVe6t/wWsuMY7QupEJzgrBCGdHA0AsG0VQ+ZM+GSDWlaXQcPV3sJfvpATmcH2EA7EDihNXBbutn",
+	"cGqWiewkqBKMiAu0plJStkQOPdCCkiyVo0hLHy7mNE0JuxucFuUwPoSsdKUSMa5QwtmCLgtYABcoo1dA",
+	"XQ8KmJMkIVKilDBKUrTj5H1jOVwge9AoESQlTFGcGficMkWE5tPVhnthdMf1nhNxRQQC8KId9JwzhROF",
+	"ZJHnXChEF0Yc5ERIKpVZ4i9c/cALlt7tBBlX0wUM45/g80IqviYCIAY/P/iRnRHJC5GQakr0WBIpKWcx",
+	"yvFGiyZEYZsxSuz6YkRUMnoC8DjDioDMJ+nDH9gF50aLsDCRz7QSITYI5ALIk9mZ/mIHxNEMSZJwpokv",
+	"tkoP8CvvkTaHPTevaAXlGlMQsdWqW7qFEYEazT8XzhqaWmCaGVpKeJGlcHxzggTByYqkcDLmyQu6JrxQ",
+	"n21hKTWLwUxeE03pSNE1gQVdcP4SiyX5DHiyIiV3nvN0o5ki16S+h36m38Ni3jBcqBUX9HdyR1ou/JF8",
+	"cnZywqpjdW73wHT9s5VCHrPVq9TTm52hxyevT9El2YDQ+p5goQmIXxL2xMHnCtMMz7PPdF7OYkkw0/ij",
+	"P2qudI0ep1jhOZYEFQzwW6/piaP8DCsiRh7IgMJPCrU6J6rIwXAVPCdCUaOs4CKlhCXEI2en2MRRJaa8",
+	"n+ecZwQz/ftK7h99N5UkESRgQfyM5SVJjxE3loTVdxe8EChZYYETrSOM2gpVHFEpC8OMWj+9v76U00Jk",
+	"wR/XRK04rJUwbf68hccju9DoXWCqItdaXTrFsIGaqrejSTVokFa67lsfRtX4RqnX45eg91TC7hPwVOKj",
+	"vf3AcpsQb77gKdEH+72Q3TqVD+kSLoWgdc19f/fw71rjVFpViY6j/7tSKpf/dTweByHXgs/zFUkueaHO",
+	"jZQNgAeU2KniCteXQpn67lDr8kVm6dIYHk2hFEdJIYS25vXrHU97OG+l+q0enpI1ptmgV2haNzUSOVWa",
+	"75VmURurgbFWOG31EC2Ji3lFcHEkgcRDWG7h7Q2SWLiPrHoTfM3ONKUlt9u6PfeKVFgVss0UckzTGBVM",
+	"/6tZLeNT94qjqlH3oVbzdI3Pc8JipLltRhTRM5AP+fBRfYAO2a6lj6a/jwiiNSZJWAqcb15siHiG9HCI",
+	"s8Q5pQDyWhp/2nobnIhqeWtP2mJNCacQa3ouCFakQYDdbCrL+PU0F3zN9TanWtzLsFhIMEtI5nhHherA",
+	"Go7H4w0vBM7zUcLXY/Osb2XficXUib0pVgUhOxnR46DT81dIb+FZZZnON85EowwBLSENRH0Q1R4KmUa1",
+	"xbzFO7+f7Pz3u48HN/8RbeEnDfuQIfKBSqUVE/eU8QNpK6tyaXm8opDTvf2Dw6Pv/vPvT3cbUNrq7gmx",
+	"q9rY8Nv/tl/p0/GPxbwSb5cbGWVkShVZB6jzzMGastKcwixFPt2VQC/H6FOiXlJGThVZA6PEH07NO84L",
+	"6j6Wy8RC4I1VFbDWpLaN/7N7zmPE9T3N7EZm4FnAiDOjObgNxmjmb889JojGVH32/q/6YY15M2Af+Iog",
+	"XALKaDeAEZ8uCWQBXolhxGkfvkfqVILibJoTQXk6TfEmgCPnTVwABXLkL8KJ/tLr/Z8H273ePqt0zNED",
+	"RjeHfG2gfApCsJs/Gmdbm8rhe7D8VgQ57vRIojVlXKCC0TqR7z99+rRvq0/tf/37rfPBP5R93ZJH1Sbx",
+	"l/66EMlK2z0Lwdfo37wQJ3leH39vV9N9yCy4Na0LkhCaqwfklA2ULJ215cH1YCQXCmfbJLZ/dPcnQ0yY",
+	"ahj/sKHNe+MfTdPLbbC2qiDYPFA0gAQATdvo/YbRD77DrEWRbZJroO5W5fEORkPzEHtxHqcpNRG/17W9",
+	"t7lzE24mTjJggQEDw4E8aFisOBsycL+G67bYd+IvaYg0HGQGqRgl8ty01YgVltM1FySsCLehkunlvNu2",
+	"z3KLsE5vlr6ddvKBbo4qyJoWa+TR0XZm+pCq46cwaoei1XJ+4iuG/sFJk7d914eI1ev/s4s7Hu4O8mj8",
+	"g2hLLu1mOal5IIwyNA1S5q3oq5dq3OwhVGolBNgMg0iZ+GNDAXDmkhfr97VT+1JGr0iQCbTD/W0dIzCF",
+	"1owX8Dyab241n/NU14+jdGBv9dV+z9NNC7rm9SA0y3faUidoSZwgqTQzRGucrCgjO4LgFL5InB1qt9oO",
+	"DTfc7n5M1I+uJZwtMpr4QWHF+TSDQEQcCazINLPxqxhkm2A4m5pNmqGophN9EPCIhPMpH7Bu62nh+cvL",
+	"h5QNvrwLkr6NE7SBsirWmFWw8H6OkcQL42lZ8eugK9nGwj/2hEQgIo2wQoDtscluUeDDoVKbc8GB/XhF",
+	"z+iPJPo/O5Y175ymwaEseMJIYQjgEaQs2disftAu05KHIIsCUqCqiUcDPNdgBDnI17YUwud/EpyZJJE6",
+	"MleuuIqJ8sut0/d4pkqjvjVXLmhCevgE/I5oWvebwLd30np/KzBTVNWtqb3tdtqtrFKzOW+yEGx+HqDY",
+	"+YI2KMQbqm6uSehoF5kHTBgMsxRd4awgcoRmijDMNGLM4PuZNe/MF0LjHASo6mD/GBWSCBPQg7/29g+s",
+	"m8Zf7tFuYJe/4DXpVGicyK9ZEbvbM4h8WMMYIfjWrP0+M3+AQZBkFHzhHQGyH+kVMeZymbqIXhjeGo6L",
+	"+Tb9Fmf9tGky5HSLxZAX84xKCCdOL8mmN9PukUTe4xphwKvVTBfs4HZtdmFPRpaxABvJ28rCagAOwaCc",
+	"r73B4On7lnX79Ae6+51utp0HdxmsNunxeRUjD6BiTt1BtQ+zJNDgzwZg4WM+X2lJw1lCniGpuJaCCuSs",
+	"ccK1jUbHGwIzNXZbPVpbYVxupbayEFxscslVMGW10hb17zazMka4TLXWBySRcbjVYdkBJ/PFxyEKNjzS",
+	"veSO8Pu2CDupa+SDc7vjKMNSTQEQfbHt7fG8NlcIqEILopLV1CYzB3KJbZazZroQZ4F1SSs6QLUzXj0D",
+	"Kw/NPFD04ezgVIOK5fztb3/72/WHze/RvSQFxNE1ma84v3yAbAg3cpD5AFPGamUyyJdUarsIS5jBvogI",
+	"S3NOjRO6VCdTLFdzjkW6nUnVc7k9lK2vbQvyd4rzrYInvzQhciNjiFQxyi+n2s6b1rI5e3S6v8cD0dZa",
+	"vAucSdLODmyhqsZksanHr7SGVDrEMbPcSOO+jE20C7jq9QorO8qESbyRkN5DmVR6DpsPDu8+kijh+eYY",
+	"yhnsvAnOMpQTgWSRrMxjZnD91pqCnUDlhDG9QDQnK8pSR17oHK/JjvFtIn0KQIg4u9aLsPQ4mrBbU6G0",
+	"5zQW7QOT9sD0b3c+uW20pomiRHpJlwzCbPCwtpskSaajUWjeLRZLtfdh2sR5I52gwfsh9H2iXkM07AXr",
+	"EAFG6as/VctUP9rZ29852L3YPzg+enp89PS/mznrnTyrqSPKYt6Th5JnmHUr42234mv9/Cfr4Xq20w7b",
+	"umHsOWLxqfCRRAsoY6KKrEPWYG5WuUVDtf4WnCh6BSAUFGf6Ma1rSjVNi7CvyZj0/vmfBmDdr5Abbem0",
+	"QzPRC7HY8CmSPajCuAlL6HvacwsNOzYZB/Da4s42EjmzVRQBF0ODkHCWvVpEx2/7NaIa+d2864SJW02T",
+	"3P3Xg2vfsOQ51O4NqPDiC0RwskKXlDk/DVTWrLDmuTgF5n0tqFKEIcnRAou2murEirHynWdhN2R7ApYP",
+	"eo6nhRV//U/68Nj6eEeoTkbejOUim2N3AfsnPg9p/RaSfIGwZ6BaIegLay1ytAz1TVR0qhCVaPZbQQqS",
+	"zlDBFM0QZhOmRTGGZC18SbTZEKOZKJgWJjN0vaKZNt6xQuVz11xcSsQZPKpWhKEZZBiQVA/MBZqZPPXZ",
+	"hOmVLDlPR+hX622shrFzgNmleA5KA1crIvRGizUsBT2eYaXIOldyhpaCX8sniIt4wkzqv9RSH2dGOQAv",
+	"rigMbGO0xnqVVNmk+WOE0Xs+R0ZRkErrAN42bSFlDR56n5BNrXdqFIWGZWqX1kMWmktJrR2Vo2pCgMo2",
+	"68d8z+fP0FprSmqFGdozDk+q0DVQjIYE6K79SJuU9NnLKSpK1u+YmPCt1P9PN9TK+EPTq7BxYLAnZfMH",
+	"C5YRCQeY0mFZjQvKqFz1b+jWIeh6Ld+AgBW88J7Pwwmqgi4pC0EBqyZWHKPZ61fnF2h8tTfWg86A2BBO",
+	"15Shk9enMZrNaZaBzmd+5qYYxqQd0QQJrfomNKOQtu8HVnBOoziCoSLw39l6l7TIAoI+jj7s6Dd3rrAA",
+	"/V4PYRnVK9jRyevTKG58ZQevffn8Zeu583Lalj+no1Y1pMiICpFbXitWoz+jLjVgPerSJQcl6NbSlg2D",
+	"jeLIMheXf6W5o54FcPy20cyaF6lup1qUcispWUFcsacaqdfAVSeauCfKdwFKU1tlaZ6UIqznpNpa9Emy",
+	"JuiUJdEggHSq0W8kXpLnzmfddD4Nd2WneNPiHWE+aMyuhklQ0isI4rGvDtwjK93m9QRddppkWNa0+/0P",
+	"H6I4OoD/H8L/jz582I6JPbhXQqExqYGjRcXu87qHpBXv3L/MtJVfjQ1/klwGdlqYmirSYdqDQ2WFUzQn",
+	"hCFI1bsi+tOCC/IMaW1Jc3+tKEB5FkkRXmLKwo5F934YGAFj0AwZxRFdMi5uxb3KuXpAUnq32+7+KyJc",
+	"YKIdHKoy2QaqLP2Kh4FyrZ7S7nw0xJdArtQW+9bB4lZ61h2Po3Lpt9OXRr4RMrI+4GHsFx7xjWV7FvVN",
+	"bjvzeyD7Ggp9iYRvXIiFoGqjFZy12SPoRBf8krAwxWt4YMXFI2mKMtHj2fenL1+e/vLj9OQfP5/+Mr14",
+	"9a8Xv5heOQAK2BhUcVYHuFIqh5K8nP5rYHwzQbYstLNZzIcdnNMd4xJ0wDbj38TR98WGiHJbZj0/ODT/",
+	"6deLKA568zeaeRGWokKScssxuiKCLjQv00ZZo5cQFBjtGNhIohRlSzkIGGV3lV54wGyXZIPmJONsqZfU",
+	"AxH70g5NQ0A5By/qgBMw7tYt0DcPdR3AhedCa09l/F3GiOfXTPow7ZnSvBbcnUZvyhbc1QhjQ0321e+t",
+	"VXJukqQiWz5Wpk5bq2UkFU4uF1yk5EpCLmWwtUSuXGWISdYQBat5QPV2BC+WK7ThhYD0oXrHqdGETdgL",
+	"iF84ewmiCmDJQJekQPId4N7sv7yv/pciUv2/jF6R2YS1mlchi2ClP166giuAtol/lVFuZNsSTNisJKxZ",
+	"jGb+OZvP5SHYjBQf62bPqqK7CasmxpnktdnhiUcSzU5s7hzYg8eu/ntS7O4eJD/9egF/kNkIQUqfRHKF",
+	"BZkw60oiGc/JMZp9nBiROomO0ccJpFdNohhNXIaV+VAlWU2im5uZcZ9kNCHW8Wlx5STHyYrs7I92W2hy",
+	"fX09wvDziIvl2L4rxy9Pn7/45fwFvKNZP1VZAOuQMUlLTSLaG+2aF3hOmLZ/j6OD0e7owNSJrIA/j1eQ",
+	"+/W7/nsZirjs7+6WLjGgIWh9QiUqck1Jhn9bL3j0I1E2l6zROWd/d/fequvtDB3l9Y0V3sTRkZk7NGS5",
+	"xnG9I4svzKLjt++0QbteY7GJjqOX9IowUzul8BIcA3ZF7/RrY0FwutkGT+sZLCv+TRcJGaOj3QMELsFr",
+	"KkkQwGd6/D8GvjC1yYcRV8QC92A7cP0eC32g1ePTPthe7Y3BgzO2LEGOP5Y9wG7GgiutYFaxw5zLwAmc",
+	"SlkQiTBi5NoTRYa18CwFRzL4Z0t/qBYjLAmcB6g3ZzCvZYfnVcZS1UawI5xRPTKu90K7efeA5xvIQOqm",
+	"JSuxvZYelZJShx+gw+Hu3iB0qDKa4aUBOFS1lII3Dre/UXYwuhceUFdl3767qWMuoEAtSlFBxsNm4yIc",
+	"gsxyw5JuHIZudEatkXhtfMlYNt2npiCVbdyqjhFV0H+u0iBqyuaEuRwE58WJkYvpxCYoK1tVvRI9tqkS",
+	"YCPFNnFCT/NEPzxhRS6JXe0aFSy1HYxMGOeRRFofgvRUUWRkhH4FaWNiF/XWmjC3p6BMGJXIeB8RFy68",
+	"EptsRctSjRL4ns+NPA6Q7/mGJZYm7kq28dYXan6tNpXv3xuVu6haB2m/5/PYAx3OQGw5EDb6SL3kZgk9",
+	"GZILnmX82ncuD2kbGKCByu8NODzujUbA5g6H0LbXuu9PxqbuLoP7WRuwGihrHxaL/WRuN/4IHSdvOlUn",
+	"i7ePIJqoSIxse10TU4/LyGMalxFF4y7SnzcjdGKDrdXqNYuhEh3uHnaI9h+JcoT04Kyh3rHzQVWA7czB",
+	"SvNvlPWAlPWD4Zk+OVkiew/41ktGxkyWvooQwF9TVW4jWWUdkCtdG94LztmuLnQ1uHGbX+5xU/cuarFw",
+	"00LyvXtDcrvrDhzXyquB4ZeO6nsD3ihbDn4GXdfgFMIWfAMRdfzRJaHdlCKgW781c8iKNkD1o6pmiYyQ",
+	"6afn9GzNyiXUOIAC2GOx2WYLXUrfJzoU6+2TvZy7IapQLYp8qwbK7+5O1z9v0EmefxVUPdx61RQetGD/",
+	"bLLty+UQeUlhvSyicAXCVu0LK2JvbDHr7dQwuAhhgPZ1wYc8FWqwr1/r6rDfZBGNNuW1RINgr3dN/kGC",
+	"fyDNsMpS6KAqo3N/4ST00Aj+I1HOzVEymMKiZwemO5fKuJnxHDR1zqDrjazVHGomZlK161Upj2cmiX0W",
+	"o5nLYjdJqS6R3YZNOCMTVnrvMi1glU2dg6CkVx6PBXGppk+McQev8ARn1uSLERcTNvs4qWX4TqJjyGW8",
+	"mY0gLGFjmpBoamJQZUFsyB/zI1Guu8Z5ve/Z7Yi+nzwv6kCFJiYxWmOVrEiKEizJDmWSMEk1WLNNF/W6",
+	"MV7YLihDxHwhb99NxW/9el/cwNMBmggZqF6xRVPtgpWuKhUoDa8VnbgaEwu7WimJVxTSquFwaSFVpUa4",
+	"AiNQdlGGiKN/v3pzNr148cvJLxfT03/cou90sIihq7FzrdsfF0AIX7qusf90+xt+6/v7Yq42U+Ptu1qi",
+	"gv7oZRHoj1WgP8SEsU/INa5YZuw4fnxeL0RwfBkaKo41HDsVkB+JqvpsP6DsrSbpbB1u8j+eIczQP8/3",
+	"j75z1o82e6SpQNVGUrgC9VPR6ks68O7kGJNEY5u+O0j55286Z0Llc0DiQkaPScgxVZNlUg4kGEqNaz/9",
+	"+q9z9ObsJXp8BsDnAr3QfzwBF3p5JCssSDph9mgelze4HOx7x/HkGSIfcKKyDcQbTaBjPUIz08jbJj+4",
+	"FuIz49LUg6rY3A0D8grgAYt+JOHV6r1ZSMC+Lhqo/Il2Y9XaPLIZJlHVgrzMZ9BoNPLbBkZ+8/Hux0bX",
+	"JMt2Lhm/ZmP9/AhWMJhptzqzDzJRPycdKy5IWiKp1j3kpb3N4rPJij/EaLwHLvDcVal3Un+A6GvM3igQ",
+	"feze7+xwJ93zQZ343iIDiAYFNtCBvHZBEiQA+/e+GTZlPGdlDwMq+mTI58HQL1fs2Cg5dFN6bGj3yXBJ",
+	"c66p35h2ZfcS58KMW913oHjUtnuoF7y7oscJq1U9Xmirzixt5ur2tWkovL9d34XZE7TkVm1gNrMvhtp9",
+	"GGHCyp8gC1DbdAZZtIAkLBGbXBHosCb0rHqtptrQdG0laYcMul/6+kQZ1upOUbajONr7J54nKVksV/T9",
+	"ZbZmPK83sKk6IoQfbbYxiExrgtaTw+2QdreNzyzUtnCbb2LtjlwGuEI3n+mRabbwyt72MJZei6stsRU7",
+	"vrsoAtnuWKWcAAFb9faBr7wLlFz8BV6asMcQeaes3fM/bjVxeKIlk8LLpZ/0bgz22A/5TFghiUA0lc/Q",
+	"zPYEE2RBhFY+oUkdlbWEX/t4iO8Eb8W4s2tpy+ONG27vxLD82zf6r9xoXgfR1cjXv9HhbdmDMdRVsWqT",
+	"uKf3YC5MqF1T4N0+0HvlwGCe13uLyWfmfk2s6Qk5WXoYoTOSUuFKLObWvESzQmSzv3wE6nP5nfRb+9vf",
+	"8m82hHcOh77jrh3slQl+tdCdTB8XV2tybE86uJ+2CojxR9qTa+UHIIwrzWR+uauN/OgWskVxVadIwPZA",
+	"wtWEgaPEfOtYtndb0uHuYVdYYBvbbhNjS6yZpgqBUD0dGqRvXel1y1uZvxzjcSBDs2djU+6KP1/o/Bsf",
+	"+mTPe5O+SiQZxI2sQrKTQ1/W7Vrrq5wwWTU5LNvwmfft1Utdt9WYxJ2qxLESyaMJO2EbU3JTvd7NigLX",
+	"tHxVKmR5d0H7phH//pfeS19uqcEF77T5zPpb/cC6yl0MKn1T4L4pcA+uwDlO87qGcx7nND908k3Zqbm9",
+	"pBJqbSru57FLGWsbxdyNIMxVAnX+pt9+7rd0e0jOBrgxKDVeYaEoW5qrzDsSrso9Oo8Ctbkd6HEzp+NJ",
+	"V0qHS8EIKn9hG3rbZWAPqsX5dyEFuNoJlGFpaVgC51tCwoO58PQpoFoDJKcFld9BUGCYV65sXoJOlUTu",
+	"AqWm36zvAodnE6ZWXBKkrrm9+sG70QEeX+ONawEjCVM9brPqJqmvRtmpAzhwJ9YW75h/aVX4wgvLNbx7",
+	"qey1U7W7pobrS40Lvz63k6u8Dq3bu1VdgPDnKpr4a+kzd9ZfPCIKMbkOnaV0OZmrytqhd3PD2v3wmoeU",
+	"u82b4LpypZ2Wd40lstezffOg/BUJxyDMdsKJO1NSvnyiGEoN3yjgr0gB9WzdbuV4m1e/oR3fh1P/Tvcm",
+	"610G03zeQJtBE0FZ0ivCzHWE8pn9F2VkoRBURgiCCpasMFuaFox14jcDff0KuNlH6l/zWJ3WT5gRUKH/",
+	"LMqy7TL55+V63zTsh2CThkhuq2HbPIwxre42HOZkqN2JaDwKuFB8jRVNXBNCZK7skyP0My+Yat5n6JWU",
+	"uay/MlXH5L85z0Q9327WE16p3dT4FTE8d4fkPlwQWl3qGBUybbUEfV2IZIUlMfV1/+aFOMlz11g2V/25",
+	"O7eNwfgQ/aNiMLVT7SvatnhnsPkb4/wWarmLq8KiHSq5SRlhsT1WW9zUZu/6DYq6WWrtRrI3Zy+9lhXu",
+	"1j6JKPO7rlYX9KGTQq0IUzShamNTGSdsZp7bOadLhlUhyMx2T40RJPF4NUn1fNFAfjgMWMsPP0FlE3aU",
+	"koxCGTPVMmF/dxcxvsPzEGc+M+2uzdJsM+ohWTh+n2F7OaSJw/udhuuaewn2gQp87aqMW7XOiO9YSVym",
+	"I0h3VGXHOrzJOE47mw03j7ir/v9w9+l399Dy4zY53rbF+OcVDt6lAR2SwXStp9KlmT/mxq9mW9c9+XQ5",
+	"8SW227j3zqpAvZXiV94gelVnivYcfKY4pBGl6dYIWTY9/SXRsPaSE1bvLxkoW9rScxKuWyO246RN9zFt",
+	"CybMNKDU7LjWdzJGkpsNwPWdFj4SramUJIVCKlwsVwoV+QidKLTmUkHlpt54TsSEdTSpRKJgEmGFMDSo",
+	"O7bdlPWrA7tXTth7Ph8h2y6MulbdP76oWn263nlBpRrO6HwDN87cq+/wL9it8qvvSfmHNcK7lxqZWivK",
+	"cNNJQPQa9/rCGkveoafkX7lF5NfS8PEe8LxsDBlsB1lH8GbvrIbDB2eZNOhMUrhV2pNMcWm4xC7HHy6z",
+	"Agn25uI5SvEmiL5fbCeuv1pnrC+3RLrZDcugTIm1Tr0aG5NwazIjqfVItbeCVRe1M9VIbIzLqkIq3JUQ",
+	"YBlr/h7OevQvWPpiMx/fPbwJVl1Y1ZtQaKD+eWXA154bWGJuzfqSHeYXLENcdbtWygs+9WMau8FySHlS",
+	"gKenvF5mDHhjpwi7MFrFHNJ1F4D72sr7iOJG63+4DADrLTWDBZWro6wBaftP6r45WaviKEd8c2qIuRF3",
+	"8GYoPXl9HhqSLXakvSmnUT3iD2XSrrsG8pKM61cT+PstwzSBUdotqsLt9bzx6o2rOldWx6kK15z13F5o",
+	"iWydY5qkUZZ2N1rqhILtFBBv10jsu3FYNYHprSJihzaypD30GWhLzZMJNqmP4VItam7hmePkcim04ogw",
+	"qO4+boG2FeghaLoaw+pcO+O4hLW71c4bx7SDbA/krhMyN325C3BgpIzjFM1xpmlc+GtyN/S8u/n/AQAA",
+	"//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
