@@ -6,10 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/internal/admin"
-	"github.com/stackfordevs/billing/internal/resync"
+	"github.com/stackfordevs/billing/internal/jobs"
 	"github.com/stackfordevs/billing/internal/secret"
 	"github.com/stackfordevs/billing/stripeadapter"
 )
@@ -153,20 +154,28 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer db.Close()
-	p, err := db.FindProjectByID(ctx, *project)
+	stripe := stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger})
+	// The progress lines say what the job's info logs would.
+	svc := jobs.New(jobs.Options{Store: db, Resyncer: &jobs.StripeResyncer{Store: db, Stripe: stripe},
+		Logger: newLogger(stderr, max(c.LogLevel, slog.LevelWarn))})
+	job, err := svc.Start(cliContext(ctx), *project, env, billing.SyncByCLI)
 	if err != nil {
 		return cliError(err)
 	}
-	st, err := db.FindStripeSettings(ctx, p.ID, env)
-	if err != nil {
-		return fmt.Errorf("Stripe is not configured for %s: %w", env, cliError(err))
-	}
-	client := stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger}).Client(p.ID, env, st.SecretKey)
-	n, err := resync.Run(ctx, client, db, p.ID, env)
+	// The job runs here, unless a running instance already works on it:
+	// then this waits for it, and takes it over if that instance stops.
+	job, err = svc.RunJob(ctx, job.ID, func(j billing.SyncJob) {
+		n := j.Counts
+		fmt.Fprintf(stderr, "sync %s: %s, %d customers, %d products, %d prices, %d subscriptions\n",
+			j.ID, j.State, n.Customers, n.Products, n.Prices, n.Subscriptions)
+	})
 	if err != nil {
 		return cliError(err)
 	}
-	return json.NewEncoder(stdout).Encode(n)
+	if job.State != billing.SyncSucceeded {
+		return fmt.Errorf("sync %s failed: %s", job.ID, job.Error)
+	}
+	return json.NewEncoder(stdout).Encode(job.Counts)
 }
 
 func runRotateMasterKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
