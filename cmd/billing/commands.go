@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/internal/admin"
@@ -148,6 +149,8 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	// Logs and progress lines come from several goroutines.
+	stderr = &lockedWriter{w: stderr}
 	logger := newLogger(stderr, c.LogLevel)
 	db, err := openStore(ctx, c, logger, c.AutoMigrate)
 	if err != nil {
@@ -176,6 +179,18 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("sync %s failed: %s", job.ID, job.Error)
 	}
 	return json.NewEncoder(stdout).Encode(job.Counts)
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func runRotateMasterKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -102,7 +102,7 @@ func TestSyncCommand(t *testing.T) {
 		if progress := errOut.String(); !strings.Contains(progress, ": running, 0 customers") ||
 			!regexp.MustCompile(`: running, [1-9][0-9]* customers`).MatchString(progress) ||
 			!strings.HasSuffix(progress, ": succeeded, 255 customers, 1 products, 1 prices, 255 subscriptions\n") ||
-			strings.Contains(progress, `"level"`) {
+			strings.Contains(progress, `"msg":"sync job started"`) {
 			t.Errorf("progress: got %q", progress)
 		}
 		if got, want := stripe.pages["/v1/subscriptions"], []string{"", "sub_cli099", "sub_cli199"}; !slices.Equal(got, want) {

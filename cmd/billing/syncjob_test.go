@@ -202,3 +202,31 @@ func TestReconcileAcrossInstances(t *testing.T) {
 		t.Errorf("instances that ran the job: %v, want exactly one", ran)
 	}
 }
+
+func TestReconcileIntervalConfig(t *testing.T) {
+	cases := map[string]struct {
+		value   string
+		want    time.Duration
+		wantErr bool
+	}{
+		"Default":     {"", 24 * time.Hour, false},
+		"Off":         {"0", 0, false},
+		"Hours":       {"6h", 6 * time.Hour, false},
+		"ErrNegative": {"-1h", 0, true},
+		"ErrWord":     {"daily", 0, true},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := loadConfig(envFor(map[string]string{"BILLING_RECONCILE_INTERVAL": c.value}))
+			if c.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "BILLING_RECONCILE_INTERVAL") {
+					t.Errorf("got %v, want an error naming BILLING_RECONCILE_INTERVAL", err)
+				}
+				return
+			}
+			if err != nil || cfg.ReconcileInterval != c.want {
+				t.Errorf("got %v, %v; want %v", cfg.ReconcileInterval, err, c.want)
+			}
+		})
+	}
+}
