@@ -468,50 +468,49 @@ func TestRunJob(t *testing.T) {
 			t.Errorf("observed %q, want %q", seen, want)
 		}
 	})
-	t.Run("TakesOver", func(t *testing.T) {
-		p := withKeys(t, db)
+	// held starts a job of a new project, held by a live server.
+	held := func(t *testing.T) (*jobs.Service, *resyncer, *billing.SyncJob) {
+		t.Helper()
 		r := newResyncer()
 		svc := newService(db, r, clk, opts)
-		job, _ := svc.Start(ctx, p.ID, billing.EnvTest, billing.SyncByCLI)
+		job, err := svc.Start(ctx, withKeys(t, db).ID, billing.EnvTest, billing.SyncByCLI)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := db.ClaimSyncJob(ctx, store.SyncJobClaim{ID: job.ID, Owner: "server", Now: clk.Now(),
 			LeaseUntil: clk.Now().Add(15 * time.Second), MaxAttempts: 3}); err != nil {
 			t.Fatal(err)
 		}
-		type result struct {
-			job *billing.SyncJob
-			err error
-		}
-		res := make(chan result, 1)
-		go func() {
-			j, err := svc.RunJob(ctx, job.ID, nil)
-			res <- result{j, err}
-		}()
-		time.Sleep(50 * time.Millisecond) // several polls while the server holds the job
-		if r.callsOf(p.ID) != 0 {
-			t.Fatal("ran a job a live instance holds")
-		}
-		clk.Add(16 * time.Second)
-		got := <-res
-		if got.err != nil || got.job.State != billing.SyncSucceeded || got.job.Attempts != 2 || r.callsOf(p.ID) != 1 {
-			t.Errorf("got %+v, %v; want it taken over and succeeded", got.job, got.err)
+		return svc, r, job
+	}
+	t.Run("TakesOver", func(t *testing.T) {
+		svc, r, job := held(t)
+		got, err := svc.RunJob(ctx, job.ID, func(j billing.SyncJob) {
+			if j.Attempts == 1 {
+				// Seen running under the server: it has not been run here.
+				if r.calls.Load() != 0 {
+					t.Error("ran a job a live instance holds")
+				}
+				clk.Add(16 * time.Second) // the server stops renewing
+			}
+		})
+		if err != nil || got.State != billing.SyncSucceeded || got.Attempts != 2 || r.calls.Load() != 1 {
+			t.Errorf("got %+v, %v; want it taken over and succeeded", got, err)
 		}
 	})
 	t.Run("Waits", func(t *testing.T) {
-		p := withKeys(t, db)
-		r := newResyncer()
-		svc := newService(db, r, clk, opts)
-		job, _ := svc.Start(ctx, p.ID, billing.EnvTest, billing.SyncByCLI)
-		if _, err := db.ClaimSyncJob(ctx, store.SyncJobClaim{ID: job.ID, Owner: "server", Now: clk.Now(),
-			LeaseUntil: clk.Now().Add(15 * time.Second), MaxAttempts: 3}); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			time.Sleep(20 * time.Millisecond)
-			_ = db.FinishSyncJob(ctx, billing.SyncJob{ID: job.ID, Owner: "server", State: billing.SyncSucceeded,
-				Counts: billing.SyncCounts{Customers: 7}, FinishedAt: clk.Now()})
-		}()
-		got, err := svc.RunJob(ctx, job.ID, nil)
-		if err != nil || got.State != billing.SyncSucceeded || got.Counts.Customers != 7 || r.callsOf(p.ID) != 0 {
+		svc, r, job := held(t)
+		got, err := svc.RunJob(ctx, job.ID, func(j billing.SyncJob) {
+			if j.State == billing.SyncRunning {
+				// The server finishes the job while this waits.
+				err := db.FinishSyncJob(ctx, billing.SyncJob{ID: job.ID, Owner: "server", State: billing.SyncSucceeded,
+					Counts: billing.SyncCounts{Customers: 7}, FinishedAt: clk.Now()})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+		if err != nil || got.State != billing.SyncSucceeded || got.Counts.Customers != 7 || r.calls.Load() != 0 {
 			t.Errorf("got %+v, %v; want the server's outcome", got, err)
 		}
 	})
