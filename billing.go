@@ -283,6 +283,14 @@ func (c MirrorChange) Empty() bool {
 		len(c.Prices) == 0 && c.CheckoutSession == nil
 }
 
+// SyncCounts says how many objects of each kind a resync read.
+type SyncCounts struct {
+	Customers     int `json:"customers"`
+	Products      int `json:"products"`
+	Prices        int `json:"prices"`
+	Subscriptions int `json:"subscriptions"`
+}
+
 // UsageCount is a number of calls of one project, environment, endpoint,
 // status class ("2xx", "4xx", "5xx") and UTC day ("2006-01-02").
 type UsageCount struct {

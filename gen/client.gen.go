@@ -111,13 +111,22 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/admin/projects/{projectId}/rotate-secret (the `AdminRotateProjectSecret` operationId).
 	AdminRotateProjectSecret(ctx context.Context, projectId ProjectIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// AdminSyncProject Backfill a project's mirror from Stripe
+	// AdminSyncProject Start a resync of a project's mirror from Stripe
 	//
-	// Pages through the project's Stripe customers, products, prices and subscriptions
-	// (every status, every page) and upserts them under the mirror's ordering rule.
+	// Starts the same job as `POST /v1/sync` for any project: it pages through the project's
+	// Stripe customers, products, prices and subscriptions (every status, every page) and
+	// upserts them under the mirror's ordering rule. While a job of the project and environment
+	// is queued or running, this answers that job.
 	//
 	// Corresponds with POST /v1/admin/projects/{projectId}/sync (the `AdminSyncProject` operationId).
 	AdminSyncProject(ctx context.Context, projectId ProjectIdPath, params *AdminSyncProjectParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminGetSyncJob Follow a project's resync job
+	//
+	// The job's state, counts so far, times and, when it failed, why. Another project's job is 404.
+	//
+	// Corresponds with GET /v1/admin/projects/{projectId}/sync/{jobId} (the `AdminGetSyncJob` operationId).
+	AdminGetSyncJob(ctx context.Context, projectId ProjectIdPath, jobId SyncJobIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminCreateTenantWithBody Create a tenant
 	//
@@ -366,6 +375,24 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/stripe/webhook/{projectId} (the `ReceiveStripeWebhook` operationId).
 	ReceiveStripeWebhook(ctx context.Context, projectId string, params *ReceiveStripeWebhookParams, body ReceiveStripeWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// StartSync Start a resync from Stripe
+	//
+	// Starts a job that pages through the project's Stripe customers, products, prices and
+	// subscriptions for the environment (every status, every page) and writes them to the mirror
+	// under its ordering rule, so that what webhooks missed is caught up. At most one job per
+	// project and environment runs at a time: while one is queued or running, this answers that
+	// job. Follow it with `GET /v1/sync/{jobId}`.
+	//
+	// Corresponds with POST /v1/sync (the `StartSync` operationId).
+	StartSync(ctx context.Context, params *StartSyncParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSyncJob Follow a resync job
+	//
+	// The job's state, counts so far, times and, when it failed, why. Another project's job is 404.
+	//
+	// Corresponds with GET /v1/sync/{jobId} (the `GetSyncJob` operationId).
+	GetSyncJob(ctx context.Context, jobId SyncJobIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetUsage Get the project's usage
 	//
 	// Calls counted per environment, endpoint, status class and UTC day.
@@ -432,14 +459,33 @@ func (c *Client) AdminRotateProjectSecret(ctx context.Context, projectId Project
 	return c.Client.Do(req)
 }
 
-// AdminSyncProject Backfill a project's mirror from Stripe
+// AdminSyncProject Start a resync of a project's mirror from Stripe
 //
-// Pages through the project's Stripe customers, products, prices and subscriptions
-// (every status, every page) and upserts them under the mirror's ordering rule.
+// Starts the same job as `POST /v1/sync` for any project: it pages through the project's
+// Stripe customers, products, prices and subscriptions (every status, every page) and
+// upserts them under the mirror's ordering rule. While a job of the project and environment
+// is queued or running, this answers that job.
 //
 // Corresponds with POST /v1/admin/projects/{projectId}/sync (the `AdminSyncProject` operationId).
 func (c *Client) AdminSyncProject(ctx context.Context, projectId ProjectIdPath, params *AdminSyncProjectParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminSyncProjectRequest(c.Server, projectId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminGetSyncJob Follow a project's resync job
+//
+// The job's state, counts so far, times and, when it failed, why. Another project's job is 404.
+//
+// Corresponds with GET /v1/admin/projects/{projectId}/sync/{jobId} (the `AdminGetSyncJob` operationId).
+func (c *Client) AdminGetSyncJob(ctx context.Context, projectId ProjectIdPath, jobId SyncJobIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminGetSyncJobRequest(c.Server, projectId, jobId)
 	if err != nil {
 		return nil, err
 	}
@@ -977,6 +1023,44 @@ func (c *Client) ReceiveStripeWebhook(ctx context.Context, projectId string, par
 	return c.Client.Do(req)
 }
 
+// StartSync Start a resync from Stripe
+//
+// Starts a job that pages through the project's Stripe customers, products, prices and
+// subscriptions for the environment (every status, every page) and writes them to the mirror
+// under its ordering rule, so that what webhooks missed is caught up. At most one job per
+// project and environment runs at a time: while one is queued or running, this answers that
+// job. Follow it with `GET /v1/sync/{jobId}`.
+//
+// Corresponds with POST /v1/sync (the `StartSync` operationId).
+func (c *Client) StartSync(ctx context.Context, params *StartSyncParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStartSyncRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSyncJob Follow a resync job
+//
+// The job's state, counts so far, times and, when it failed, why. Another project's job is 404.
+//
+// Corresponds with GET /v1/sync/{jobId} (the `GetSyncJob` operationId).
+func (c *Client) GetSyncJob(ctx context.Context, jobId SyncJobIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSyncJobRequest(c.Server, jobId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetUsage Get the project's usage
 //
 // Calls counted per environment, endpoint, status class and UTC day.
@@ -1153,6 +1237,47 @@ func NewAdminSyncProjectRequest(server string, projectId ProjectIdPath, params *
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminGetSyncJobRequest constructs an http.Request for the AdminGetSyncJob method
+func NewAdminGetSyncJobRequest(server string, projectId ProjectIdPath, jobId SyncJobIdPath) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "projectId", projectId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "jobId", jobId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/projects/%s/sync/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -2366,6 +2491,94 @@ func NewReceiveStripeWebhookRequestWithBody(server string, projectId string, par
 	return req, nil
 }
 
+// NewStartSyncRequest constructs an http.Request for the StartSync method
+func NewStartSyncRequest(server string, params *StartSyncParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sync")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Environment != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "environment", *params.Environment, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSyncJobRequest constructs an http.Request for the GetSyncJob method
+func NewGetSyncJobRequest(server string, jobId SyncJobIdPath) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "jobId", jobId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sync/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetUsageRequest constructs an http.Request for the GetUsage method
 func NewGetUsageRequest(server string, params *GetUsageParams) (*http.Request, error) {
 	var err error
@@ -2593,15 +2806,26 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/admin/projects/{projectId}/rotate-secret (the `AdminRotateProjectSecret` operationId).
 	AdminRotateProjectSecretWithResponse(ctx context.Context, projectId ProjectIdPath, reqEditors ...RequestEditorFn) (*AdminRotateProjectSecretResponse, error)
 
-	// AdminSyncProjectWithResponse Backfill a project's mirror from Stripe
+	// AdminSyncProjectWithResponse Start a resync of a project's mirror from Stripe
 	//
-	// Pages through the project's Stripe customers, products, prices and subscriptions
-	// (every status, every page) and upserts them under the mirror's ordering rule.
+	// Starts the same job as `POST /v1/sync` for any project: it pages through the project's
+	// Stripe customers, products, prices and subscriptions (every status, every page) and
+	// upserts them under the mirror's ordering rule. While a job of the project and environment
+	// is queued or running, this answers that job.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/projects/{projectId}/sync (the `AdminSyncProject` operationId).
 	AdminSyncProjectWithResponse(ctx context.Context, projectId ProjectIdPath, params *AdminSyncProjectParams, reqEditors ...RequestEditorFn) (*AdminSyncProjectResponse, error)
+
+	// AdminGetSyncJobWithResponse Follow a project's resync job
+	//
+	// The job's state, counts so far, times and, when it failed, why. Another project's job is 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/projects/{projectId}/sync/{jobId} (the `AdminGetSyncJob` operationId).
+	AdminGetSyncJobWithResponse(ctx context.Context, projectId ProjectIdPath, jobId SyncJobIdPath, reqEditors ...RequestEditorFn) (*AdminGetSyncJobResponse, error)
 
 	// AdminCreateTenantWithBodyWithResponse Create a tenant
 	//
@@ -2866,6 +3090,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/stripe/webhook/{projectId} (the `ReceiveStripeWebhook` operationId).
 	ReceiveStripeWebhookWithResponse(ctx context.Context, projectId string, params *ReceiveStripeWebhookParams, body ReceiveStripeWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveStripeWebhookResponse, error)
 
+	// StartSyncWithResponse Start a resync from Stripe
+	//
+	// Starts a job that pages through the project's Stripe customers, products, prices and
+	// subscriptions for the environment (every status, every page) and writes them to the mirror
+	// under its ordering rule, so that what webhooks missed is caught up. At most one job per
+	// project and environment runs at a time: while one is queued or running, this answers that
+	// job. Follow it with `GET /v1/sync/{jobId}`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sync (the `StartSync` operationId).
+	StartSyncWithResponse(ctx context.Context, params *StartSyncParams, reqEditors ...RequestEditorFn) (*StartSyncResponse, error)
+
+	// GetSyncJobWithResponse Follow a resync job
+	//
+	// The job's state, counts so far, times and, when it failed, why. Another project's job is 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sync/{jobId} (the `GetSyncJob` operationId).
+	GetSyncJobWithResponse(ctx context.Context, jobId SyncJobIdPath, reqEditors ...RequestEditorFn) (*GetSyncJobResponse, error)
+
 	// GetUsageWithResponse Get the project's usage
 	//
 	// Calls counted per environment, endpoint, status class and UTC day.
@@ -3050,11 +3296,18 @@ func (r AdminRotateProjectSecretResponse) ContentType() string {
 	return ""
 }
 
+// AdminSyncProjectResponse202Headers the declared response headers of an HTTP 202 response for AdminSyncProject
+type AdminSyncProjectResponse202Headers struct {
+	Location string
+}
+
 type AdminSyncProjectResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *SyncResult
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *SyncJob
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON403 the response for an HTTP 403 `application/json` response
@@ -3063,15 +3316,20 @@ type AdminSyncProjectResponse struct {
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
-	// JSON502 the response for an HTTP 502 `application/json` response
-	JSON502 *StripeError
-	// JSON504 the response for an HTTP 504 `application/json` response
-	JSON504 *StripeTimeout
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *AdminSyncProjectResponse202Headers
 }
 
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r AdminSyncProjectResponse) GetJSON200() *SyncResult {
-	return r.JSON200
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r AdminSyncProjectResponse) GetJSON202() *SyncJob {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AdminSyncProjectResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -3094,14 +3352,9 @@ func (r AdminSyncProjectResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
-// GetJSON502 returns the response for an HTTP 502 `application/json` response
-func (r AdminSyncProjectResponse) GetJSON502() *StripeError {
-	return r.JSON502
-}
-
-// GetJSON504 returns the response for an HTTP 504 `application/json` response
-func (r AdminSyncProjectResponse) GetJSON504() *StripeTimeout {
-	return r.JSON504
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AdminSyncProjectResponse) GetJSON503() *Unavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -3127,6 +3380,89 @@ func (r AdminSyncProjectResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminSyncProjectResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminGetSyncJobResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SyncJob
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminGetSyncJobResponse) GetJSON200() *SyncJob {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AdminGetSyncJobResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AdminGetSyncJobResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AdminGetSyncJobResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AdminGetSyncJobResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AdminGetSyncJobResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AdminGetSyncJobResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminGetSyncJobResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminGetSyncJobResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminGetSyncJobResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminGetSyncJobResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4718,6 +5054,165 @@ func (r ReceiveStripeWebhookResponse) ContentType() string {
 	return ""
 }
 
+// StartSyncResponse202Headers the declared response headers of an HTTP 202 response for StartSync
+type StartSyncResponse202Headers struct {
+	Location string
+}
+
+type StartSyncResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *SyncJob
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *StartSyncResponse202Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r StartSyncResponse) GetJSON202() *SyncJob {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r StartSyncResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r StartSyncResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r StartSyncResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r StartSyncResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r StartSyncResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r StartSyncResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StartSyncResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StartSyncResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StartSyncResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSyncJobResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SyncJob
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSyncJobResponse) GetJSON200() *SyncJob {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetSyncJobResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetSyncJobResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetSyncJobResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetSyncJobResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetSyncJobResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSyncJobResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSyncJobResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSyncJobResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSyncJobResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetUsageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4901,10 +5396,12 @@ func (c *ClientWithResponses) AdminRotateProjectSecretWithResponse(ctx context.C
 	return ParseAdminRotateProjectSecretResponse(rsp)
 }
 
-// AdminSyncProjectWithResponse Backfill a project's mirror from Stripe
+// AdminSyncProjectWithResponse Start a resync of a project's mirror from Stripe
 //
-// Pages through the project's Stripe customers, products, prices and subscriptions
-// (every status, every page) and upserts them under the mirror's ordering rule.
+// Starts the same job as `POST /v1/sync` for any project: it pages through the project's
+// Stripe customers, products, prices and subscriptions (every status, every page) and
+// upserts them under the mirror's ordering rule. While a job of the project and environment
+// is queued or running, this answers that job.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4915,6 +5412,21 @@ func (c *ClientWithResponses) AdminSyncProjectWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseAdminSyncProjectResponse(rsp)
+}
+
+// AdminGetSyncJobWithResponse Follow a project's resync job
+//
+// The job's state, counts so far, times and, when it failed, why. Another project's job is 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/projects/{projectId}/sync/{jobId} (the `AdminGetSyncJob` operationId).
+func (c *ClientWithResponses) AdminGetSyncJobWithResponse(ctx context.Context, projectId ProjectIdPath, jobId SyncJobIdPath, reqEditors ...RequestEditorFn) (*AdminGetSyncJobResponse, error) {
+	rsp, err := c.AdminGetSyncJob(ctx, projectId, jobId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminGetSyncJobResponse(rsp)
 }
 
 // AdminCreateTenantWithBodyWithResponse Create a tenant
@@ -5348,6 +5860,40 @@ func (c *ClientWithResponses) ReceiveStripeWebhookWithResponse(ctx context.Conte
 	return ParseReceiveStripeWebhookResponse(rsp)
 }
 
+// StartSyncWithResponse Start a resync from Stripe
+//
+// Starts a job that pages through the project's Stripe customers, products, prices and
+// subscriptions for the environment (every status, every page) and writes them to the mirror
+// under its ordering rule, so that what webhooks missed is caught up. At most one job per
+// project and environment runs at a time: while one is queued or running, this answers that
+// job. Follow it with `GET /v1/sync/{jobId}`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sync (the `StartSync` operationId).
+func (c *ClientWithResponses) StartSyncWithResponse(ctx context.Context, params *StartSyncParams, reqEditors ...RequestEditorFn) (*StartSyncResponse, error) {
+	rsp, err := c.StartSync(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStartSyncResponse(rsp)
+}
+
+// GetSyncJobWithResponse Follow a resync job
+//
+// The job's state, counts so far, times and, when it failed, why. Another project's job is 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sync/{jobId} (the `GetSyncJob` operationId).
+func (c *ClientWithResponses) GetSyncJobWithResponse(ctx context.Context, jobId SyncJobIdPath, reqEditors ...RequestEditorFn) (*GetSyncJobResponse, error) {
+	rsp, err := c.GetSyncJob(ctx, jobId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSyncJobResponse(rsp)
+}
+
 // GetUsageWithResponse Get the project's usage
 //
 // Calls counted per environment, endpoint, status class and UTC day.
@@ -5512,12 +6058,19 @@ func ParseAdminSyncProjectResponse(rsp *http.Response) (*AdminSyncProjectRespons
 	}
 
 	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest SyncResult
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest SyncJob
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.JSON200 = &dest
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
@@ -5547,19 +6100,93 @@ func ParseAdminSyncProjectResponse(rsp *http.Response) (*AdminSyncProjectRespons
 		}
 		response.JSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
-		var dest StripeError
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.JSON502 = &dest
+		response.JSON503 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
-		var dest StripeTimeout
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers AdminSyncProjectResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminGetSyncJobResponse parses an HTTP response from a AdminGetSyncJobWithResponse call
+func ParseAdminGetSyncJobResponse(rsp *http.Response) (*AdminGetSyncJobResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminGetSyncJobResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SyncJob
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.JSON504 = &dest
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -6921,6 +7548,141 @@ func ParseReceiveStripeWebhookResponse(rsp *http.Response) (*ReceiveStripeWebhoo
 			return nil, err
 		}
 		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStartSyncResponse parses an HTTP response from a StartSyncWithResponse call
+func ParseStartSyncResponse(rsp *http.Response) (*StartSyncResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StartSyncResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest SyncJob
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers StartSyncResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetSyncJobResponse parses an HTTP response from a GetSyncJobWithResponse call
+func ParseGetSyncJobResponse(rsp *http.Response) (*GetSyncJobResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSyncJobResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SyncJob
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError

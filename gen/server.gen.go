@@ -31,9 +31,12 @@ type ServerInterface interface {
 	// AdminRotateProjectSecret Rotate a project's secret key
 	// (POST /v1/admin/projects/{projectId}/rotate-secret)
 	AdminRotateProjectSecret(ctx echo.Context, projectId ProjectIdPath) error
-	// AdminSyncProject Backfill a project's mirror from Stripe
+	// AdminSyncProject Start a resync of a project's mirror from Stripe
 	// (POST /v1/admin/projects/{projectId}/sync)
 	AdminSyncProject(ctx echo.Context, projectId ProjectIdPath, params AdminSyncProjectParams) error
+	// AdminGetSyncJob Follow a project's resync job
+	// (GET /v1/admin/projects/{projectId}/sync/{jobId})
+	AdminGetSyncJob(ctx echo.Context, projectId ProjectIdPath, jobId SyncJobIdPath) error
 	// AdminCreateTenant Create a tenant
 	// (POST /v1/admin/tenants)
 	AdminCreateTenant(ctx echo.Context) error
@@ -88,6 +91,12 @@ type ServerInterface interface {
 	// ReceiveStripeWebhook Receive a Stripe webhook event
 	// (POST /v1/stripe/webhook/{projectId})
 	ReceiveStripeWebhook(ctx echo.Context, projectId string, params ReceiveStripeWebhookParams) error
+	// StartSync Start a resync from Stripe
+	// (POST /v1/sync)
+	StartSync(ctx echo.Context, params StartSyncParams) error
+	// GetSyncJob Follow a resync job
+	// (GET /v1/sync/{jobId})
+	GetSyncJob(ctx echo.Context, jobId SyncJobIdPath) error
 	// GetUsage Get the project's usage
 	// (GET /v1/usage)
 	GetUsage(ctx echo.Context, params GetUsageParams) error
@@ -157,6 +166,30 @@ func (w *ServerInterfaceWrapper) AdminSyncProject(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AdminSyncProject(ctx, projectId, params)
+	return err
+}
+
+// AdminGetSyncJob converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminGetSyncJob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "projectId" -------------
+	var projectId ProjectIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "projectId", ctx.Param("projectId"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter projectId: %s", err))
+	}
+
+	// ------------- Path parameter "jobId" -------------
+	var jobId SyncJobIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "jobId", ctx.Param("jobId"), &jobId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter jobId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminGetSyncJob(ctx, projectId, jobId)
 	return err
 }
 
@@ -641,6 +674,40 @@ func (w *ServerInterfaceWrapper) ReceiveStripeWebhook(ctx echo.Context) error {
 	return err
 }
 
+// StartSync converts echo context to params.
+func (w *ServerInterfaceWrapper) StartSync(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StartSyncParams
+	// ------------- Optional query parameter "environment" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "environment", ctx.QueryParams(), &params.Environment, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter environment: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StartSync(ctx, params)
+	return err
+}
+
+// GetSyncJob converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSyncJob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "jobId" -------------
+	var jobId SyncJobIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "jobId", ctx.Param("jobId"), &jobId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter jobId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSyncJob(ctx, jobId)
+	return err
+}
+
 // GetUsage converts echo context to params.
 func (w *ServerInterfaceWrapper) GetUsage(ctx echo.Context) error {
 	var err error
@@ -769,10 +836,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/setup/auth", wrapper.GetAuthSetup, options.OperationMiddlewares["getAuthSetup"]...)
 	router.PUT(options.BaseURL+"/v1/setup/auth", wrapper.PutAuthSetup, options.OperationMiddlewares["putAuthSetup"]...)
 	router.GET(options.BaseURL+"/v1/usage", wrapper.GetUsage, options.OperationMiddlewares["getUsage"]...)
+	router.POST(options.BaseURL+"/v1/sync", wrapper.StartSync, options.OperationMiddlewares["startSync"]...)
+	router.GET(options.BaseURL+"/v1/sync/:jobId", wrapper.GetSyncJob, options.OperationMiddlewares["getSyncJob"]...)
 	router.POST(options.BaseURL+"/v1/admin/tenants", wrapper.AdminCreateTenant, options.OperationMiddlewares["adminCreateTenant"]...)
 	router.POST(options.BaseURL+"/v1/admin/tenants/:tenantId/projects", wrapper.AdminCreateProject, options.OperationMiddlewares["adminCreateProject"]...)
 	router.POST(options.BaseURL+"/v1/admin/projects/:projectId/rotate-secret", wrapper.AdminRotateProjectSecret, options.OperationMiddlewares["adminRotateProjectSecret"]...)
 	router.POST(options.BaseURL+"/v1/admin/projects/:projectId/sync", wrapper.AdminSyncProject, options.OperationMiddlewares["adminSyncProject"]...)
+	router.GET(options.BaseURL+"/v1/admin/projects/:projectId/sync/:jobId", wrapper.AdminGetSyncJob, options.OperationMiddlewares["adminGetSyncJob"]...)
 	router.GET(options.BaseURL+"/v1/admin/usage", wrapper.AdminGetUsage, options.OperationMiddlewares["adminGetUsage"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
@@ -963,16 +1033,38 @@ type AdminSyncProjectResponseObject interface {
 	VisitAdminSyncProjectResponse(w http.ResponseWriter) error
 }
 
-type AdminSyncProject200JSONResponse SyncResult
+type AdminSyncProject202ResponseHeaders struct {
+	Location string
+}
 
-func (response AdminSyncProject200JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+type AdminSyncProject202JSONResponse struct {
+	Body    SyncJob
+	Headers AdminSyncProject202ResponseHeaders
+}
+
+func (response AdminSyncProject202JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminSyncProject400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminSyncProject400JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(200)
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1033,30 +1125,123 @@ func (response AdminSyncProject500JSONResponse) VisitAdminSyncProjectResponse(w 
 	return err
 }
 
-type AdminSyncProject502JSONResponse struct{ StripeErrorJSONResponse }
+type AdminSyncProject503JSONResponse struct{ UnavailableJSONResponse }
 
-func (response AdminSyncProject502JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+func (response AdminSyncProject503JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(502)
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
-type AdminSyncProject504JSONResponse struct{ StripeTimeoutJSONResponse }
+type AdminGetSyncJobRequestObject struct {
+	ProjectId ProjectIdPath `json:"projectId"`
+	JobId     SyncJobIdPath `json:"jobId"`
+}
 
-func (response AdminSyncProject504JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+type AdminGetSyncJobResponseObject interface {
+	VisitAdminGetSyncJobResponse(w http.ResponseWriter) error
+}
+
+type AdminGetSyncJob200JSONResponse SyncJob
+
+func (response AdminGetSyncJob200JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(504)
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminGetSyncJob400JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminGetSyncJob401JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminGetSyncJob403JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminGetSyncJob404JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminGetSyncJob500JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetSyncJob503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response AdminGetSyncJob503JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3053,6 +3238,198 @@ func (response ReceiveStripeWebhook503JSONResponse) VisitReceiveStripeWebhookRes
 	return err
 }
 
+type StartSyncRequestObject struct {
+	Params StartSyncParams
+}
+
+type StartSyncResponseObject interface {
+	VisitStartSyncResponse(w http.ResponseWriter) error
+}
+
+type StartSync202ResponseHeaders struct {
+	Location string
+}
+
+type StartSync202JSONResponse struct {
+	Body    SyncJob
+	Headers StartSync202ResponseHeaders
+}
+
+func (response StartSync202JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartSync400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response StartSync400JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartSync401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response StartSync401JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartSync403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response StartSync403JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartSync500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response StartSync500JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartSync503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response StartSync503JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJobRequestObject struct {
+	JobId SyncJobIdPath `json:"jobId"`
+}
+
+type GetSyncJobResponseObject interface {
+	VisitGetSyncJobResponse(w http.ResponseWriter) error
+}
+
+type GetSyncJob200JSONResponse SyncJob
+
+func (response GetSyncJob200JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJob400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetSyncJob400JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJob401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetSyncJob401JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJob404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetSyncJob404JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJob500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetSyncJob500JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncJob503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetSyncJob503JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetUsageRequestObject struct {
 	Params GetUsageParams
 }
@@ -3209,9 +3586,12 @@ type StrictServerInterface interface {
 	// AdminRotateProjectSecret Rotate a project's secret key
 	// (POST /v1/admin/projects/{projectId}/rotate-secret)
 	AdminRotateProjectSecret(ctx context.Context, request AdminRotateProjectSecretRequestObject) (AdminRotateProjectSecretResponseObject, error)
-	// AdminSyncProject Backfill a project's mirror from Stripe
+	// AdminSyncProject Start a resync of a project's mirror from Stripe
 	// (POST /v1/admin/projects/{projectId}/sync)
 	AdminSyncProject(ctx context.Context, request AdminSyncProjectRequestObject) (AdminSyncProjectResponseObject, error)
+	// AdminGetSyncJob Follow a project's resync job
+	// (GET /v1/admin/projects/{projectId}/sync/{jobId})
+	AdminGetSyncJob(ctx context.Context, request AdminGetSyncJobRequestObject) (AdminGetSyncJobResponseObject, error)
 	// AdminCreateTenant Create a tenant
 	// (POST /v1/admin/tenants)
 	AdminCreateTenant(ctx context.Context, request AdminCreateTenantRequestObject) (AdminCreateTenantResponseObject, error)
@@ -3266,6 +3646,12 @@ type StrictServerInterface interface {
 	// ReceiveStripeWebhook Receive a Stripe webhook event
 	// (POST /v1/stripe/webhook/{projectId})
 	ReceiveStripeWebhook(ctx context.Context, request ReceiveStripeWebhookRequestObject) (ReceiveStripeWebhookResponseObject, error)
+	// StartSync Start a resync from Stripe
+	// (POST /v1/sync)
+	StartSync(ctx context.Context, request StartSyncRequestObject) (StartSyncResponseObject, error)
+	// GetSyncJob Follow a resync job
+	// (GET /v1/sync/{jobId})
+	GetSyncJob(ctx context.Context, request GetSyncJobRequestObject) (GetSyncJobResponseObject, error)
 	// GetUsage Get the project's usage
 	// (GET /v1/usage)
 	GetUsage(ctx context.Context, request GetUsageRequestObject) (GetUsageResponseObject, error)
@@ -3377,6 +3763,32 @@ func (sh *strictHandler) AdminSyncProject(ctx echo.Context, projectId ProjectIdP
 		return err
 	} else if validResponse, ok := response.(AdminSyncProjectResponseObject); ok {
 		return validResponse.VisitAdminSyncProjectResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminGetSyncJob operation middleware
+func (sh *strictHandler) AdminGetSyncJob(ctx echo.Context, projectId ProjectIdPath, jobId SyncJobIdPath) error {
+	var request AdminGetSyncJobRequestObject
+
+	request.ProjectId = projectId
+	request.JobId = jobId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminGetSyncJob(ctx.Request().Context(), request.(AdminGetSyncJobRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminGetSyncJob")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminGetSyncJobResponseObject); ok {
+		return validResponse.VisitAdminGetSyncJobResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -4062,6 +4474,56 @@ func (sh *strictHandler) ReceiveStripeWebhook(ctx echo.Context, projectId string
 	return nil
 }
 
+// StartSync operation middleware
+func (sh *strictHandler) StartSync(ctx echo.Context, params StartSyncParams) error {
+	var request StartSyncRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StartSync(ctx.Request().Context(), request.(StartSyncRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StartSync")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StartSyncResponseObject); ok {
+		return validResponse.VisitStartSyncResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSyncJob operation middleware
+func (sh *strictHandler) GetSyncJob(ctx echo.Context, jobId SyncJobIdPath) error {
+	var request GetSyncJobRequestObject
+
+	request.JobId = jobId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSyncJob(ctx.Request().Context(), request.(GetSyncJobRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSyncJob")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSyncJobResponseObject); ok {
+		return validResponse.VisitGetSyncJobResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetUsage operation middleware
 func (sh *strictHandler) GetUsage(ctx echo.Context, params GetUsageParams) error {
 	var request GetUsageRequestObject
@@ -4117,134 +4579,150 @@ func (sh *strictHandler) ListWebhookEvents(ctx echo.Context, params ListWebhookE
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H17c9s2tvhXwfC3O7H7oyXZjrONMjt7nUdTt3mN7UzubpQrQSQkoaYAFgAtq77+7nfwIkESFOn4UbdN",
-	"/2gsCc+D8z4HB5dBRJcpJYgIHgwvgxQyuEQCMfXpFTnHjJIlIkJ+jBGPGE4FpiQYBp8WOFoAOgNigUDK",
-	"6C8oEo84OBEMpwjAKKIZERwICjKOwFaMZjBLBJgIxMVkuxeEAZbD/Johtg7CgMAlCoYBcqYMAx4t0BLK",
-	"uf/G0CwYBv+vX6y3r3/lfXeZV1dh8AOjy/p6f8CMC/Dx9AWI4ToEmERJxvG5s7T9gfyJAzinjeubybHd",
-	"haELuEwT+dPeYO/JzmB3Z7AbhMGMsiUUwTCIoUBBGIh1KttwwTCZq1UexWiZUoFItP4Zrevr/QA5R7GE",
-	"nwbpM7DCYkEzAShBCugcsXMcyX8FB1hwQFckX/cCwRixYuHOdDtyPncPS3jxBpG5WATDvYODMFhiYj/v",
-	"+pb+Bi+xByN+pCuwhGQN6FQigzp7hkTGSBM0EzWQuxRzFsFwdxDKdeFltpQfBmpV5lO+JkwEmiOmFvVe",
-	"LQMmG5H2PUnWQCwwBw6iPQNTKhZgtUAEwClHRNwRdv6AE2FW+0ETzFH8AUowV9d5WtBUvpZUtsyXktoB",
-	"gjBg6NcMMxQHQ8Ey5MfOlP0yhtNod28/CN0Df/K4/bxPBGQCk/nhTC7fu1gcW1aQQC4MBhTcAZ1jmnGQ",
-	"wjlqgi03k4yhmuUm+HlK64t8A1uoX9AYrhvpXtAWqt/vQvVX8qx4SglHisE+h/Ex+jVDXKFqRIkwWAvT",
-	"NMERlGvv/8LlBpw5LwPEGGW6S6zp4BwmOB4zM1gYLBHncC5/g0vJiIdgmXEBpghAARIkgSEXrPh93sig",
-	"EuJijONgGDyd7UZ78T56PD2ACrAdMV6tTu22fAZHepnATAIKaQMoA0vMOSZzYLEZzDBKYt4LJEunbIrj",
-	"GJGbwWmWD+NCyIgszAGhAkSUzPA8UwugDCT4XKHsnQLmMIoQ5yBGBKMY7FghWlkOZcAcNIgYihERGCYa",
-	"PkdEICaZX7HhjTC64XpPEDtHDCjwgh3wghIBIwF4lqaUCYBnmsemiHHMhV7iOyp+oBmJb3aChIrxTA3j",
-	"nuCLjAu6RExBTP1850d2jDjNWISKKcEWR5xjSkKQwrXk9wCrbYYgMusLARJRb1vB4xgKpAQpiu/+wE4p",
-	"1aLZwIQ/k5KZrYFitopJT47lFzuKx08ARxElkvhCo0kofuU0qXPYE91FSv0VxEpuFauuCWwtVySa3xfO",
-	"apqaQZxoWopolsTq+KYIMASjBYrVyeiWp3iJaCbubWEx1ouBhK+QpHQg8BKpBZ1S+gayOboHPFmgnDtP",
-	"abyWTJFKUt8Fb/FztZiPBGZiQRn+Dd2QljN3JJecrZwwOk6Z290xXb81UshhtnKVcnq9M7B1+OEInKG1",
-	"ElrPEWSSgOgZItsWPucQJ3Ca3NN5WTMggkTij/woudIKbMVQwCnkCGRE4bdc07al/AQKxHoOyBSFH2Zi",
-	"cYJEliprkNEUMYG1sgKzGCMSIYecrWITBoWYcn6eUpogSOTvC7538GTMUcSQRy1/C/kZioeAavXcKJEz",
-	"mjEQLSCDkdQRenWFKgww55lmRrWfflmd8XHGEu+PSyQWVK0VEWlTfFbNA7PQ4ItnqiyVWl08hmoDJVVv",
-	"R5Kq18orVPPPLoyK8bWmLMfPQe+ohM0n4OjEB7t7nuVWIV7t4CjR+3sbIds6lQvpHC4Zw2VLY2/w+Hup",
-	"cQqpqgTD4H8WQqT8X8N+3wu5GnxeLFB0RjNxoqWsBzxKiR0LKmB5KZiIJ4+lLp8lhi61nVQVSmEQZYxJ",
-	"E1l2b2jt4LyR6tdqPEZLiJNOXXBcNjUiPhaS7+VmXB2rFWMtcNroIVISZ9OC4MKAKxL3YbmBtzNIZODe",
-	"M+qNt5uZaYxzbte6PduFCygyXmcKKcRxCDIi/5WsltCx7WKpqtd8qMU8TePTFJEQSG6bIIHkDOgi7T6q",
-	"C9Au2zX0UXWiIYakxsQRiRXnm2ZrxJ4BORygJLKeHgV5KY2/br0VToSlvDUnbbAmh5OPNb1gCApUIcBm",
-	"NpUkdDVOGV1Suc2xFPfcLxYiSCKUWN5RoLpiDcN+f00zBtO0F9FlX7d1rewbsZgysVfFKkNoJ0FyHHB0",
-	"8h7ILTwrLNPp2ppomABFS0ACUR5EsYeMx0FpMZ/hzm+HO//5crl/9beghZ9U7EMC0AXmQiomtpV2rkgr",
-	"q/ATObwi4+Pdvf3HB0/+8f3TQQVKrT4UH7sqja1++y/zlTwd91h0l7BdbiSYoDEWaOmhzmMLa0xycwqS",
-	"GLh0lwM9H2OTEvUGE3Qk0FIxSnhxpPtY16L9mC8TMgbXRlWAUpNqG/+tbecw4vKeJmYjE+VZgIASrTnY",
-	"DYZg4m7PNmNIYqo8e/dX2Vhi3kSxD3iOAMwBpbUbhRFfLwl4prwS3YjTNL5F6hQMw2ScIoZpPI7h2oMj",
-	"J1VcUApkz12EFf25K/kf++2uZJdVWuboAKOZQ37QUD5SQrCZP2pnW53K1ffK8lsgYLnTIw6WmFAGMoLL",
-	"RL739OnTTVt9av7bvN8yH/xd2dc1eVRpEnfpHzIWLaTdM2N0Cf5NM3aYpuXxdweS7n1mwbVpnaEI4VTc",
-	"IaesoGTurM0PbgNGUiZg0iax3aO7PRmiYz/d+IeJF94a/6iaXnaDpVV5weaAogIkBdC4jt4fCb5wHWY1",
-	"iqyTXAV1W5XHGxgN1UPciPMwjrEOo30o7b3Onatw03GSDgv0GBgW5F7DYkFJl4E3a7h2i5tO/A32kYaF",
-	"TCcVI0eeq7oasYB8vKQM+RXhOlQSuZwvbfvMt6jW6cyyaaeNfKCZozK0xNkSOHTUzkzvUnX8GkZtUbRY",
-	"zk90QcBLiqq87ckmRCy6//8m7vh40Mmj8RJJSy5uZjmxbuBHGRx7KfNa9LWRauzsPlSqRdlN2D4QOv5Y",
-	"UQCsueQE0F3t1HRK8DnyMoF6DL2uY3imkJrxTLUH0/W15rOe6vJx5A7sVl/tcxqva9DV3b3QzPvUpY7X",
-	"kjgEXEhmCJYwWmCCdhiCsfoisnao2Wo9NFxxu7sxUTe6FlEyS3DkBoUFpeNEBSLCgEGBxomJX4VKtjEC",
-	"k7HepB4KSzqRB6GacHU+eQPjth5njr88byRM8OWLl/RNnKAOlEW2hKSAhfNzCDicaU/Lgq68rmQTC7/c",
-	"EBJREWkABVDYHuqUEaF8OJhLc847sBuv2DD6Iw7+e8ew5p2j2DuUAY8fKTQBPFJ5QCY2KxuaZRryYGiW",
-	"qbyiYuJeB8+1MoIs5Etb8uHzjwgmOq2ljMyFK65govSsdfoNnqncqK/NlTIcoQ18Qv0OcFz2m6hvb6T1",
-	"/ppBIrAoW1O77XbataxSvTlnMh9s3nZQ7FxB6xXiFVU3lSR0MAC6gQ6DQRKDc5hkiPfARCACiUSMifp+",
-	"Ysw7/QWTOKcCVGWwXwYZR0wH9NRfu3v7xk3jLvdg4NnlO7hEjQqNFfklK2LQnkHkwlqN4YNvydrfZOZ3",
-	"MAiiBCtfeEOA7DU+R9pczvMBwSvNW/1xMdemb3HWj6smQ4pbLIY0myaYq3Di+AytN6avPeLAaS4RRnm1",
-	"qjl4Ddyuzi7MyfA8FmAiea0srARgHwzy+eob9J6+a1nXT7+ju9/qZu08uMlgNZmEL4oYuQcVU2wPqn6Y",
-	"OYF6f9YA8x/zyUJKGkoi9AxwQaUUFErOaidc3Wi0vMEzU2W3RdPSCsN8K6WV+eBikkvOvXmghbYofzfp",
-	"iiGAef6yPCAOtMOtDMsGOOkvLrso2KpJ85Ibwu9tEXZU1sg7J0yHQQK5GCtAbIptt8fz6lzBowrNkIgW",
-	"Y5Mh7EnQNanDkumqOItaFzeiQ6l22qunYeWgmQOKTTjbOdWgYDnffffdd6uL9W/BrSQFhMEKTReUnt1B",
-	"NoQd2ct8FFOGYqHTsueYS7sIcjWD6QgQiVOKtRM6VydjyBdTClnczqTKCdIOypbX1oL8jeK8VfCkZzpE",
-	"rmUM4iIE6dlY2nnjUjbnBp3u+7Aj2hqLdwYTjurZgTVUlZjM1uX4ldSQcoc4JIYbSdznoY52Ka66WkBh",
-	"RhkRDtdcpfdgwoWcwyRZq76POIhouh6qOwJm3ggmCUgRAzyLFrqZHlz2WmJlJ2A+IkQuEEzRApPYkhc4",
-	"gUu0o32bQJ6CIkSYrOQiDD32RuTaVMjNOfVZ/cC4OTD5241Pro3WJFHkSM/xnKgwm2os7SaOonGv55u3",
-	"xWIp9t5NmzippBNUeL8KfR+KDyoa9oo0iACt9JVblTLVD3Z293b2B6d7+8ODp8ODp/+p5qw38qyqjsiz",
-	"6YY8lDSBpFkZr7sVP8j2X62Hy9mOGmzrirFnicWlwkcczNTdICzQ0mcNpnqVLRqq8bfASOBzBUKGYSKb",
-	"SV2Ti3Gc+X1N2qR3z//IA+vNCrnWlo4aNBO5EIMNXyPZvSqMnTCHvqM919CwYZOhB68N7rSRyLG5ReFx",
-	"MVQICSbJ+1kw/LxZIyqR39WXRpjY1VTJ3e3uXfuaRMeIK4HRFHzjvjzpUONg4280zoxAqv/qrsrbpCFI",
-	"xgNn5HwB1fF82zxVaFHfYpV7CEQ2cI86nziMlggckSjohJyNjOIjh3P0wlrlVfW6u7Eew3WNmHwbsYKl",
-	"wvTen5yC/vluXxNF3wW7Z4iv1erb7DpFreMogbzEv/YuLoIw2Ff/f6z+f3Bx0R45KNloZS0wh0JlUg3H",
-	"0EC+8bxuISznnPvDDMx90lrKYXTm2Wmms8ZRg/KiVMYFjMEUIQJUMsK5NJ3QjDL0DBAqFlKnWUEOVAI6",
-	"igGcQ0z8ppPt7weGR9zpIYMwwHNCtaavr1i0gyifawNIcvu97tA4R8y6XururyJW302/yUM7VYfNulCu",
-	"yzdGzM57XbQldC5aJLiFxbUMyRseR+G0qAdoey6z7xkrtxv7VU1cdcCcRXmTbWd+C2RfQqGHSPjaSMoY",
-	"FusTuWa9x8N4ickpPdOXHesUL+EBBWWPuL52ArYmz4/evDl693p8+PLt0bvx6fufX73TV+wVKNTG1D2V",
-	"4gAXQqTq0kGKf+7owY2AufjSeMf8YgemeEcbPRbYevyrMHierRHLt6XX84NF858+nQah11+xlswLkRhk",
-	"HOVbDsE5YngmedkKi0WlBIFKod7RsOFICEzmvBMw8kvZG+GhZjtDazBFCSVzuaQNEDGddnDsA8qJshM7",
-	"nIA2KFugrxs1HcCpYyTUp9IaPRALKABdEe7CdMOUupt3dxK9MZlRewsKamoyXZ/jRFpH4ESHgQOTIJ8n",
-	"h0317z0uYHQ2oyxG51xli3gvz6bC5r7qcBTLSMnGk9thNJsvwJpmTAVIy4UqeiMyIq+Uh8bMrP0myhej",
-	"iit40gsU7k3+5Xz1T4G4+N8En6PJiNRqXgCDYLnHgduUcgVt7eHL/fjAXLwckUlOWJMQTNxz1p/zQzAx",
-	"NxfrJs+KawUjUkwME05Ls6sWjziYHJrsAHVRbWhvuI2ywWA/+unTqfoDTXpAJS1wwBeQoRGhRMEGJTRF",
-	"QzC5HGmROgqG4HKkAsijIAQjG0PWH4ow8ii4upqoQ/iB0SV4TUMwmWOxyKY6vdjBAosafR3SmYAtLiCJ",
-	"IYtBgqcMsrXynG4P5WiTyWRORyQCw38C3b73Dq22RgrPhv1+QiOYLCgXw+8H3w/kqkwrJ55yOSIjcfjh",
-	"6Ge0HgKN3SHIKXdoaFN9a2js5dDQ09HL0B66/NIWbXgZjshVPtUnLBaO8r5lvj5FXGxvj0iU8RAgxtQW",
-	"euYqhhHTW5G4KJZcTu+6fLWEOBmCUQBj6CZcjYLy3OVKJFujgOM5ydIdGMNRIFdwDpnc9yvGwHemnzp8",
-	"0O8DSNb2yuo0E2Dv4iLUdHGi5P8LlYCg//9WH30IPkAGlwpVzVKPXo4InumcBd475FuIsVCh3N4TPfE2",
-	"UKeQ0HnvByhgMtsaBX/nYOvvPMyzM/7Ot+UB6g69fDbzWa/BfMjn3R6RqxHh2dQB8WskXH+AhrEHitty",
-	"/wQnlTQQSQojMqMMuCfHIJkjEPWkXmMPipeOr/SLAhG/vNoGl6D/nSqcwTVcy3UywHd9cKXQXHlhExwh",
-	"4xYxfPYwhdEC7ez1BjUWu1qtelD93KNs3jd9ef/N0YtX705eqT5SbcIi8XBsqQ0EYZBr4cFub6A70BQR",
-	"mOJgGOz3Br19nUW+ULpNf6EyQ36Tf899/ti9wQCsFjhBVv6owgiYgyyVUkjrPsZHFrxGwmSaVOpq7A0G",
-	"t3b31szQcPm2ssKrMDjQc/uGzNfYL9drcBXBYPj5SxjwbLmEbB0Mgzf4HBF9s0LAOZcaplnRF9mtzxCM",
-	"123w1OgJ8vvAmmB5CA4G+4BKzF1hjrwAPpbj/z7wVVPraDk7Rwa4++3AdW9gbwKtHB9vgu35bh9KZbxv",
-	"+DbvX+Zld676jAppnBWRhZRyzwkccZ4hDiAgaOWocVos0yRWoRouaMrBirIzSWFSBSOR5zyUaXCs5jVS",
-	"5aTIZygqdzU4O4sm/XL5oasvd3i+nvyEZloy2q5z4b9Q8MvwU+jweLDbCR2KfEfVqQMOFQVnVI/H7T3y",
-	"+ia3wgPKZuDnL1dlzFUoAKDXQHCwWY3RCZn5mkTNOPxBiR+rQnsLvuVezBBY33Gowy68dm+Pj8iWiYYq",
-	"JSE0sVEp5bZV6yzliAllhCxBRmJTo0RHKx9xIDVBlYDGsgTpAKSHUk7WJDLod1MKCVs7lNyvd0lQTizB",
-	"Q0i1ImwrpFInYPynoxjZa6+9l1tlRvV53LWPLQFzLdp8Li0VnCQl6jRhdicdoI1Ktf3AXZr0YLi2BkzY",
-	"JU/LtZnk3UuzWGXRxlk611Fxsy+vyq4wwTJ0VaOD3VujA7PrBmEipYWGocH7DvjllGO7R1LZ7dAjrwB0",
-	"D8JF4xSABnwdEbV/aWPCV7mEaRYoeg5e0Iji+liURH8P6PI2VrBJJZurlEOVPbpBRTJ3H5tY/1d6v8oF",
-	"GJ0QeJf6i6WQ57XqL365OV2/XYPDNP1DUHV3dVFSuFdlfOgEf13Z+HA5RJpT2EYWkdn7OsZE9VDsayQ+",
-	"mrsl19PTVLHfDurZKe3SyldEVnZrqiJbZRGVqqGlqLi3nqkkfy/B35HyWITUG6hKl21+4CR01wj+Gglr",
-	"kuQMJjPo2YDp1v7pVxOQvG6ZY3UJnZeuAEgmpjOnykmiWxOdUzYJwcQmlU0AZWBi88qMj1/5HXNzOZEC",
-	"VgBdQENF0Bw3JWRSsJ4jBpNtrZWqLjSCidFVQ0DZiEwuR6W0n1EwVKWJriY95Qc0ATiaCQB1wCS/n+Kz",
-	"yl6j3MN5Ui5Dcj2i30yep2WgqjvFIVhCES1QDCLI0Q4mHBGOJViTdRP12jFemUvJXcR8xq9/udmtxHZb",
-	"3MDRAaoI6UkmNTnM9fzRpqRRdVOrlANqUz4N7EqZnU6OZi2l0uYwFImT/oRITxZkHs8M/v3+4/H49NW7",
-	"w3en46OX1ygD6c0pbKqzWCq+Q5kihIeua+w9be/hVqK9LeZq0go+fylF1eVHJ+QtPxZRaR8Thi4hl7hi",
-	"nl5i+fFJOTvR8mVV36gv4diogLxGoih7eYeyt5iksZKnTlZ4BiABP57sHTyx1o80e7i+ECKNJP+FkK9F",
-	"q4d04M2ZHDrjw9RgtZByz18XslIXkTwSV6Wf6OwRfYkhzyBR2XBc4tpPn34+AR+P34CtYwV8ysAr+ce2",
-	"/Ks4kgVkKB4RczRbeUH1/T3nOLafAXQBI5GslYNf550ve2Ci62qaSL2t6DnRl7TloCLUpdqVvFLwUIt+",
-	"xFXXot/EJ2A/ZBVU/kq7sag0Gphoe1BUBM0DiBKNem4Vn8CtBdrcrLdCSbJzRuiK9GX7nlpBZ6ZdK5Ta",
-	"yUS9TzoWlKE4R1Kpe/AzFN+vrPhdjMZb4AIv7KWxRur3EH2J2WsFYhO7dy9a3kj3vFM/v7NID6J9WkCh",
-	"C4KW3itQ2aru2yaaTWnPWX6lELNNMuR+MPThih0T0lLFDbY07W53lzQnkvq1aZdfJrYuzLB2GV6yc3v7",
-	"snz/TB2nsunce/LgVFp1emkTe41OmobM+dteg5xsgzk1agMxaWihukqnRhiR/CeVstYzWU1aQCISsXUq",
-	"kCp4wuSscq36lqAuoobiBhl0u/T1lTKsdlk0vx16sPsjnEYxms0X+JezZEloWr5PXlxQ9Det3ioM9E3B",
-	"Wsvudkj98us9C7UWbvNNrN2Qyyiu0MxnNsg0c0vIFF/uc6fiREtsxYxv6zYDU6wilxNKwBZX7dVXznsG",
-	"Nv6iOo3IFiRxqAoeV8uuhrU7ldtSMgk4n7sZ2tpgD92Qz4hkHDGAY/4MTEyJDoZmiEnlU9WMwbyUnWqa",
-	"+/iOt0j1jV1LLc0rr7jdiGG5xbA3V8CuVmduqqvnFlj+nJdE8hU5KqoW7co96PrFparBTjHgjRWAO/O8",
-	"jUXF75n7VbFmQ8jJ0EMPHKMYM3sfYGrMSzDJWDL5y0eg7svv9DumgDgywb3aciPTx8bVqhzbkQ72p1YB",
-	"0b/E8VWnAIR2pQE6AzB/acCNbgFzg6so3KSwvQcOicodLSTaiChHif7Wsmzn8YLHg8dNYYE2tl0nxppY",
-	"07XcPKF63DVIX3th45ovDz4c47EjQzNnI09JIcGfjnF940Nf7Xmv0leOJJ24kVFIdlJVJq1da32fIsKL",
-	"mkN5VRzd37yE0FQ8XifuFPfxCpHcG5FDstY57kX3ZlbkqZr+h1Ih81LC9cLfbjn2jTXYr6nBeUvM37P+",
-	"Vj6wpvxyjUrfFLhvCtydK3CW03wo4ZzDOfUPjXyTN2pubzBXifEF93PYJQ+ljaJLFTNd2bfM30qXzO6a",
-	"s+l3wjs0LD8w3ZBwle/RehSwye0AW9Wcjubn5U0Khlf589vQbW9z3KkW5z5N4Hs3WF2ZkNIwB863hIQ7",
-	"c+HJUwClaj1WC8q/U0GBbl65vNIGOBIc2PcMqn6zTfWUn42IWFCOgFhRU4nZKbCsmi/h2tYrUe/aN7vN",
-	"iocd/jDKTuWOUv2JihbvmPuGhL/+tOEazjMR5hWI0tMP3fWlyvsb9+3kyl8nafZuFfWI/1yXJv5a+syN",
-	"9ReHiHxMrkFnyV1O+uWQeuhdP3hyO7zmLuVu9WGWplxpq+WtIAfmtZRvHpS/IuFohGknnLAxJeXhE0VX",
-	"avhGAX9FCihn6zYrx21e/Yp2fBtO/Rs9Yyh36U3z+ahq4ukIyhyfI6JfB+LPzL8gQTMB1M0IhkBGogUk",
-	"c10vsEz8eqA/vgKu9xG7ry4Vp/UTJEip0H8WZdmURPzzcr1vGvZdsElNJNfVsE0eRr94Xb+jk6H0RJH2",
-	"KMBM0CUUOKq8Fs174K16f7jyvJBzpcxm/eWpOjr/zXomyvl2kw3hldLDSX8ghmefdNIvLxdvLJnHkisO",
-	"iYZXiCvvBfu9E9eNwfgenr7vGEzpVDdd2jZ4p7H5G+P8Fmq5iavCoB3IuUkeYTEFQWvc1GTvuvWPmllq",
-	"6YGQj8dvnJIV9hEdDjBxS4QW7+WAw0wsEBE4wmJtUhlHZKLb7ZzgOYEiY2hiSn2GQCXxOHeSyvminvxw",
-	"NWApP/wQ5BXDQYwSrK4xYykT9gYDQOgOTX2c+VjXZtZLM5WTu2ThuEVxzVtNOg7vlsUta+452Dsq8Cn7",
-	"5StLZ4Q3vEmcpyNwe1T2AZEUrhMK48bKuNUjbrr//3jw9MktlPy4To63qYd9v8LBqXDfIBl0iXXMbZr5",
-	"FtV+NZioEofbXy8nHmK5jVsvZaiot1D88ge9zstM0ZyDwxSrxTkqGiVMEq6LQqBYvSLlMJsw54yhTSJU",
-	"TzsoffDj6QsQw7W3qOSDLfXxVyu98XDvYFXLbWiUybHW4Dfva5nTmi3hDp2/keG+AVnJnAjzawuY2SKv",
-	"SvQKKJA/rcJ9buDBplZ8uXseXzzfsDFjQUP9frX/P3ryQY65JfbOG/j7lX5kvVl3kyomJBFSBXYldquc",
-	"mphGmX2SVycL9hXemCn8OlItW5Tb64vq9ZK8On9YKcuvSoNCuaWqN6LQpfIk07qCVlb+eSlNNB/x45Gt",
-	"SF57N9lWK7GmwiYVECWzHfNofTU91R1K53U1DeRkMVlNsighZfeb+4E8o9RrYPjr9zjjlStjNK6sjFMF",
-	"rtnbYvWF5sjWOGb+PnhjJYdGKJiriGG7RmL6hn7VRE1vFBEztJYlnsJBupSh6mFrGIb5/u27K85AugZU",
-	"fSBbtFu/RWHLTOt3LCmMwRQmku6Yi4O2DvaXq/8LAAD//w==",
+	"7L17d9u2sij+VbD4O3vF7o+W/EhyGmWdda6bptlu81qxs3r3qXIliIQkxBTAAqAdbV9/97swAEiQBCU6",
+	"ttO0Tf9oLInEYzDvGcxcRQlf5ZwRpmQ0uopyLPCKKCLg03N2QQVnK8KU/pgSmQiaK8pZNIp+XdJkifgc",
+	"qSVBueAfSaIeSHSqBM0JwknCC6YkUhwVkqCdlMxxkSk0VUSq6e4giiOqh/m9IGIdxRHDKxKNIuJNGUcy",
+	"WZIV1nP/hyDzaBT9f8NqvUPzqxz6y7y+jqOfBF+11/sTFVKh92fPUIrXMaIsyQpJL7ylHe3rnyTCC965",
+	"vrke218Y+YRXeaZ/Otw/fLy3f7C3fxDF0ZyLFVbRKEqxIlEcqXWun5FKULaAVZ6kZJVzRViy/oWs2+t9",
+	"i6UkqYafAelTdEnVkhcKcUYA6JKIC5rof5VEVEnEL1m57iXBKRHVwr3p9vR8/h5W+NNLwhZqGY0OHz2K",
+	"oxVl7vNBaOkv6YoGMOKf/BKtMFsjPtPIAGcviCoE64JmBgP5S7FnEY0O9mO9LroqVvrDPqzKfirXRJki",
+	"CyJgUW9gGTjbiLRvWLZGakkl8hDtKZpxtUSXS8IQnknC1D1h5080U3a1bw3BnKRvsQZzc51nFU2Va8n1",
+	"k+VScjdAFEeC/F5QQdJopERBwtiZi48TPEsODo+i2D/wxw+3n/epwkJRtjie6+UHF0tTxwoyLJXFgIo7",
+	"kAvKC4lyvCBdsJV2kgmGWW6Dn6drlvzMZ5uAK9csQR/5rAO6H/XbPSGrh/ps0J7x9vpe4i2MSvEUrztZ",
+	"lOJbGNRRHwZ1rTcvc84kAVnwA07fkd8LIoGqEs6UJTCc5xlNsF778KPUG/DmvIqIEFyYV1JDshc4o+lE",
+	"2MHiaEWkxAv9G15pmTFCq0IqNCMIK5QRDQy9YBBN5UP2bIhUE5pGo+jJ/CA5TI/Iw9kjDIDtSZywOtht",
+	"/QxOzDKRnQRVghFxgVZUSsoWyKEHmlOSpXIQaenDxYymKWG3g9O8HMaHkJWuVCLGFUo4m9NFAQvgAmX0",
+	"AqjrXgFznCRESpQSRkmK9py8byyHC2QPGiWCpIQpijMDnxOmiNB8utrwRhjdcr2nRFwQgQC8aA8940zh",
+	"RCFZ5DkXCtG5EQc5EZJKZZb4mqufeMHS250g42oyh2H8E3xWSMVXRADE4Od7P7J3RPJCJKSaEu1IIiXl",
+	"LEY5XmvRhChsM0aJXV+MiEoGuwCPd1gRkPkkvf8DO+PcaBEWJvKpViLEGoFcAHkyfae/2ANxNEWSJJxp",
+	"4out0gP8ynukzWFPzStaQbnEFERsteqWbmFEoEbzL4WzhqbmmGaGlhJeZCkc34wgQXCyJCmcjHnyjK4I",
+	"L9QXW1hKzWIwk5dEUzpSdEVgQWecv8RiQb4AnixJyZ1nPF1rpsg1qR+gV/QHWMx7hgu15IL+m9ySlgt/",
+	"JJ+cnZyw6lid290zXb+yUshjtnqVenqzM7Rz/PYEnZM1CK0fCBaagPg5YbsOPheYZniWfaHzchZLgpnG",
+	"H/1Rc6VLtJNihWdYElQwwG+9pl1H+RlWRAw8kAGFHxdqeUpUkYPhKnhOhKJGWcFFSglLiEfOTrGJo0pM",
+	"eT/POM8IZvr3pTx89HgiSSJIwIJ4heU5SUeIG0vC6rtzXgiULLHAidYRBm2FKo6olIVhRq2fPl6ey0kh",
+	"suCPK6KWHNZKmDZ/foPHI7vQ6ENgqiLXWl06wbCBmqq3p0k1aJBWuu5vPoyq8Y1Sr8cvQe+phN0n4KnE",
+	"jw4OA8ttQrz5gqdEHx1uhOzWqXxIl3ApBK1r7of7D7/XGqfSqko0iv7PUqlc/vdoOAxCrgWfZ0uSnPNC",
+	"nRopGwAPKLETxRWuL4Uy9fih1uWLzNKlMTyaQimOkkIIbc3r1zue9nDeSvUbPTwhK0yzXq/QtG5qJHKi",
+	"NN8rzaI2VgNjrXDa6iFaEheziuDiSAKJh7DcwtsbJLFwH1j1JvianWlCS263dXvuFamwKmSbKeSYpjEq",
+	"mP5Xs1rGJ+4VR1WD7kOt5ukan+eExUhz24woomcgn/L+o/oA7bNdSx9Nfx8RRGtMkrAUON+sWBPxFOnh",
+	"EGeJc0oB5LU0/rz1NjgR1fLWnrTFmhJOIdb0TBCsSIMAu9lUlvHLSS74iuttTrS4l2GxkGCWkMzxjgrV",
+	"gTWMhsM1LwTO80HCV0PzrG9l34rF1Im9KVYFIXsZ0eOgk9M3SG/haWWZztbORKMMAS0hDUR9ENUeCplG",
+	"tcX8hvf+fbz3Px+ujq7/I9rCTxr2IUPkE5VKKybuKeMH0lZW5dLyeEUhJweHRw8fPf7P75/sN6C01d0T",
+	"Yle1seG3/2W/0qfjH4t5Jd4uNzLKyIQqsgpQ5zsHa8pKcwqzFPl0VwK9HGOTEvWSMnKiyAoYJf50Yt5x",
+	"XlD3sVwmFgKvraqAtSa1bfxX7jmPEdf3NLUbmYJnASPOjObgNhijqb8995ggGlP12fu/6oc15k2BfeAL",
+	"gnAJKKPdAEZ8viSQBXgl+hGnffgOqVMJirNJTgTl6STF6wCOnDZxARTIgb8IJ/pLr/d/Hm33evus0jFH",
+	"DxjdHPKtgfIJCMFu/micbW0qh+/B8lsS5LjTA4lWlHGBCkbrRH745MmTTVt9Yv/bvN86H/xD2dcNeVRt",
+	"En/pbwuRLLXdMxd8hf7FC3Gc5/XxD/Y13YfMghvTuiAJobm6R07ZQMnSWVse3AaM5ELhbJvE9o/u7mSI",
+	"CVP14x82tHln/KNperkN1lYVBJsHigaQAKBpG73fM/rJd5i1KLJNcg3U3ao83sJoaB7iRpzHaUpNxO9t",
+	"be9t7tyEm4mT9FhgwMBwIA8aFkvO+gy8WcN1W9x04i9piDQcZHqpGCXyXLfViCWWkxUXJKwIt6GS6eV8",
+	"2LbPcouwTm+WTTvt5APdHFWQFS1WyKOj7cz0PlXHz2HUDkWr5fzMlwz9yEmTtz3ehIjV6/9/F3d8uN/L",
+	"o/Ej0ZZc2s1yUvNAGGVoGqTMG9HXRqpxs4dQqZUQYDMMImXijw0FwJlLXqzf107tSxm9IEEm0A73t3WM",
+	"wBRaM57D82i2vtF8zlNdP47Sgb3VV/sDT9ct6JrXg9As32lLnaAlcYyk0swQrXCypIzsCYJT+CJxdqjd",
+	"ajs03HC7+zFRP7qWcDbPaOIHhRXnkwwCEXEksCKTzMavYpBtguFsYjZphqKaTvRBwCMSzqd8wLqtJ4Xn",
+	"Ly8fUjb48iFI+jZO0AbKslhhVsHC+zlGEs+Np2XJL4OuZBsLv9oQEoGINMIKAbbHJrtFgQ+HSm3OBQf2",
+	"4xUbRn8g0f/es6x57yQNDmXBE0YKQwAPIGXJxmb1g3aZljwEmReQAlVNPOjhuQYjyEG+tqUQPv+T4Mwk",
+	"idSRuXLFVUyUn2+dfoNnqjTqW3PlgiZkA5+A3xFN634T+PZWWu/vBWaKqro1dbDdTruRVWo2500Wgs2r",
+	"HoqdL2iDQryh6uaahB7tI/OACYNhlqILnBVEDtBUEYaZRowpfD+15p35QmicgwBVHexXUSGJMAE9+Ovg",
+	"8Mi6afzlPtoP7PI1XpFOhcaJ/JoVsb89g8iHNYwRgm/N2t9k5vcwCJKMgi+8I0D2gl4QYy6XqYvoueGt",
+	"4biYb9NvcdZPmiZDTrdYDHkxy6iEcOLknKw3Zto9kMh7XCMMeLWa6YId3K7NLuzJyDIWYCN5W1lYDcAh",
+	"GJTztTcYPH3fsm6ffk93v9PNtvPgLoPVJj0+q2LkAVTMqTuo9mGWBBr82QAsfMynSy1pOEvIUyQV11JQ",
+	"gZw1Tri20eh4Q2Cmxm6rR2srjMut1FYWgotNLrkIpqxW2qL+3WZWxgiXqdb6gCQyDrc6LDvgZL646qNg",
+	"wyPdS+4Iv2+LsJO6Rt47tzuOMizVBACxKba9PZ7X5goBVWhOVLKc2GTmQC6xzXLWTBfiLLAuaUUHqHbG",
+	"q2dg5aGZB4pNONs71aBiOd999913l5/W/47uJCkgji7JbMn5+T1kQ7iRg8wHmDJWS5NBvqBS20VYwgz2",
+	"RURYmnNqnNClOpliuZxxLNLtTKqey+2hbH1tW5C/U5xvFTz5uQmRGxlDpIpRfj7Rdt6kls25Qaf7Pu6J",
+	"ttbineNMknZ2YAtVNSaLdT1+pTWk0iGOmeVGGvdlbKJdwFUvl1jZUcZM4rWE9B7KpNJz2HxwePeBRAnP",
+	"1yO4zmDnTXCWoZwIJItkaR4zg+u3VhTsBCrHjOkFohlZUpY68kKneEX2jG8T6VMAQsTZpV6EpcfBmN2Y",
+	"CqU9p6FoH5i0B6Z/u/XJbaM1TRQl0ku6YBBmg4e13SRJMhkMQvNusViqvffTJk4b6QQN3g+h72P1FqJh",
+	"z1mHCDBKX/2pWqb6o72Dw72j/bPDo9GjJ6NHT/6nmbPeybOaOqIsZhvyUPIMs25lvO1WfKuf/2w9XM92",
+	"0mFbN4w9Ryw+FT6QaA7XmKgiq5A1mJtVbtFQrb8FJ4peAAgFxZl+TOuaUk3SIuxrMia9f/4nAVhvVsiN",
+	"tnTSoZnohVhs+BzJHlRh3IQl9D3tuYWGHZuMA3htcWcbibyztygCLoYGIeEsezOPRr9t1ohq5Hf9oRMm",
+	"bjVNcvdfD659zZJncHevxw0vPkcEJ0t0Tpnz08DNmiXWPBenwLwvBVWKMCQ5mmPRVlOdWDFWvvMs7Ids",
+	"T8DyXs/xtLDib/OTPjy2Pt4RqpORN2O5yObYXcD+mc9CWr+FJJ8j7BmoVgj6wlqLHC1DfRMVnShEJZr+",
+	"XpCCpFNUMEUzhNmYaVGMIVkLnxNtNsRoKgqmhckUXS5ppo13rFD53CUX5xJxBo+qJWFoChkGJNUDc4Gm",
+	"Jk99OmZ6JQvO0wH61Xobq2HsHGB2KZ6D0sDVkgi90WIFS0E7U6wUWeVKTtFC8Eu5i7iIx8yk/kst9XFm",
+	"lAPw4orCwDZGK6xXSZVNmh8hjD7yGTKKglRaB/C2aS9S1uCh9wnZ1HqnRlFoWKZ2aRvIQnMpqbWjclRN",
+	"CHCzzfoxP/LZU7TSmpJaYoYOjMOTKnQJFKMhAbrrZqRNSvrcyCkqStbvmJjwjdT/zzfUyvhD06uwdmCw",
+	"J2XzBwuWEQkHmNJ+WY1zyqhcbt7QjUPQ9bt8PQJW8MJHPgsnqAq6oCwEBayaWDFC07dvTs/Q8OJgqAed",
+	"ArEhnK4oQ8dvT2I0ndEsA53P/MzNZRiTdkQTJLTqm9CMQtq+H1jBOY3iCIaKwH9n77ukRRYQ9HH0aU+/",
+	"uXeBBej3egjLqN7Ajo7fnkRx4ys7eO3LZy9bz52W07b8OR13VUOKjKgQueW1YjX6M+pSA9aDLl2yV4Ju",
+	"LW3ZMNgojixzcflXmjvqWQDHbxrNrHmR6naqRSm3kpIVxBV7qpF6DVx1ook3RPnOQGlqqyzNk1KEbTip",
+	"thZ9nKwIOmFJ1AsgnWr0e4kX5JnzWTedT/1d2Slet3hHmA8as6thEpT0CoJ46KsDd8hKt3k9QZedJBmW",
+	"Ne3+8NOnKI6O4P8P4f+PPn3ajokbcK+EQmNSA0eLit3ndQdJK965f51pK78aG/44OQ/stDB3qkiHaQ8O",
+	"lSVO0YwQhiBV74LoT3MuyFOktSXN/bWiANezSIrwAlMWdiy698PACBiDZsgojuiCcXEj7lXOtQEkpXe7",
+	"7e6/IMIFJtrBoSqTrafKslnxMFCu3ae0Ox/08SWQC7XFvnWwuJGedcvjqFz67fSlgW+EDKwPuB/7hUd8",
+	"Y9meRX2T2878Dsi+hkJfI+EbF2IhqFprBWdl9gg60Rk/JyxM8RoeWHHxQJpLmWhn+sPJy5cnr19Mjn98",
+	"dfJ6cvbml+evTa0cAAVsDG5xVge4VCqHK3k5/aVnfDNB9lpoZ7GYT3s4p3vGJeiAbca/jqMfijUR5bbM",
+	"en5yaP7zr2dRHPTmrzXzIixFhSTllmN0QQSda16mjbJGLSG4YLRnYCOJUpQtZC9glNVVNsIDZjsnazQj",
+	"GWcLvaQNELEv7dE0BJRT8KL2OAHjbt0CffNQ1wGceS609lTG32WMeH7JpA/TDVOa14K70+hN2Zy7O8LY",
+	"UJN99QdrlZyaJKnIXh8rU6et1TKQCifncy5SciEhlzJYWiJX7maISdYQBat5QPV2BC8WS7TmhYD0oXrF",
+	"qcGYjdlziF84ewmiCmDJQJWkQPId4N70v72v/ksRqf5vRi/IdMxaxauQRbDSHy/dhSuAtol/lVFuZMsS",
+	"jNm0JKxpjKb+OZvP5SHYjBQf66ZPq0t3Y1ZNjDPJa7PDEw8kmh7b3DmwB0fu/ve42N8/Sn7+9Qz+INMB",
+	"gpQ+ieQSCzJm1pVEMp6TEZpejY1IHUcjdDWG9KpxFKOxy7AyH6okq3F0fT2FQ/hJ8BV6wWM0XVC1LGbm",
+	"8o2HBQ41hibhYYp2tNGWYpGijM4EFmuIK+6O9GjT6XTBxyxBo/9C5vnBa3K5MwY8Gw2HGU9wtuRSjb7f",
+	"/35fr8o+5WUbXI3ZWB2/PfmFrEfIYHeMSsodWdqEby2N/Tiy9HTyY+wOXX/pqi/9GI/ZdTnVr1QtPeV9",
+	"x359RqTa3R2zpJAxIkLAFgb2oqIV0zuJ+lQtuZ78fPV8hWk2QuMIp9hPRx5H9bnrJcV2xpGkC1bkezjF",
+	"40iv4AILve/nQqDv7Htw+Gg4RJitXUGHWaHQ4adPsaGLU5D/zyA9z/z/lTn6GL3FAq8AVe1ST34cMzo3",
+	"GX1ycCx3iBAxoNzhYzPxLoJTyPhi8BNWOJvvjKN/SLTzDxmXuYv/kLv6AM0Lg3I2+9mswX4o590ds+sx",
+	"k8XMA/ELonxvuYFxAIq7ev+MZo0kSU0Kxqnpn5zAbEFQMtB6jTsoWTu+2i8AInl1vYuu0PA7qIAlDVzr",
+	"Ba/Qd0N0DWgOrseMJsQGDSyfPc5xsiR7h4P9Fou9vLwcYPh5wMViaN+Vw5cnz56/Pn0O72i1iaoswLGR",
+	"ceeUWnh0MNg3L/CcMJzTaBQdDfYHR+aO1RJ0m+ES8ib/rf9ehKKVh/v7pTsZ5A+UDaISFbmWQkb3sRGk",
+	"6AVRNg+zUXXqcH//zipT2Bk6SlM0VngdR4/M3KEhyzUO69WMfEUwGv32IY5ksVphsY5G0Ut6QZi5d6jw",
+	"ApxqdkUf9GtDQXC63gZP61Uvq2UYgpUxerR/hMCdfkklCQL4nR7/j4EvTG1yycQFscA92g5cvz7JJtDq",
+	"8ekm2F4cDMH7ObR8Ww6vyvp510PBlTbOqrh7zmXgBE6kLIhEGDFy6alxRizzLIUgDMQ2yliCVsFYEjgP",
+	"MA3ewbxWqpxW2X5VCc6OUGD1yLBeR/D6wz2ebyB7r5uWrLbrlcOpFPw6/AAdHu4f9EKH6jYAvNQDh6py",
+	"bPDGw+1vlNW/7oQH1M3A3z5c1zEXUKAW4asg42Gzca/3QWa5Zkk3DkMlR2MSSLwycRgsm6EHc5mbrd2q",
+	"RogqK7mc9l0z1MbM5e84qRcjFw+NTUKDbN2Il2jHphmBfhHbpCM9za5+eMyKXBK72hUqWGqrf5kQ6AOJ",
+	"tBYJqd2iyMgA/QrSxsT96mVpYW5PuR8zKpHx3CMuXGgyNpm+lqUaA+ojn5lQYIB8T9cssTRxW7KNt75Q",
+	"8wm3qfzwzqjcRaQ7SPsjn8Ue6HAGYsuBsFGD7SU3S9iQXTznWcYv/cBMn5KbARqoYkaAw8ONkTzY3MM+",
+	"tO2VvfyLsanby+DNrA1YDZSE6JfH8NncbngF1VqvO1Uni7cPIBKvSIxsaWqTjxKXUfs0LqPxxtWqP68H",
+	"6NgmKlSr1yyGSvRw/2GHaNeWhyWke2cN9Wq396oCbGcOVpp/o6x7pKyfDM/0yckS2UfAt41kZNwZ0lcR",
+	"AvhrnBM2ClzeoXPXPvvXUXS2qwv79i566F+Vuq575rVYuG4h+cGdIbnddQeOa+XVwPBrR/WDHm+U5Tq/",
+	"gK5rcAphC76eiDq8cgmc16UI6NZvzRyyog1Q/aiqWSIDZGpROj1bs3IJ94NAAdxgsdlCJV1K32c64+ul",
+	"x7181T6qUC0D40bFxz/cnq5frdFxnv8pqLq/9aopPGjB/tVk29fLIfKSwjayiMJdrrdqX1gRe28vgt9M",
+	"DYMmIj20rzPe56lQcwr9Wld3iiaLaJT4ryXpBPskaPIPEvw9aYZVhk8HVRmd+ysnoftG8BdEOTdHyWAK",
+	"i54dmO5cKsPmbYGgqfMOKkbJ2n1dzcTMNYf6ja6dqbkAMo3R1N0AMQnd7hKIDTlCGKT03mVawCqbdgoB",
+	"fS9qggVxadq7xriDV3iCM2vyxYiLMZtejWvZ8eNoBHnA19MBhCVsPgAkaZv4bXmZPOSPeUHKgMtpvWbg",
+	"zYh+M3me1YEKBYBitMIqWZIUJViSPcokYZJqsGbrLup1Yzy3FYT6iPlC3rwSkV82+a64gacDNBEycPPL",
+	"XjhsX/bquuEFZRVqF7bc/SwLu9o1LO9CVev+k0upqm45hW8vBa4slekV0b/evH83OXv++vj12eTkxxvU",
+	"bA9eAOoqil6rlMkFEMLXrmscPtn+ht824q6Yq81y+u1DLclHf/QycPTHKkkmxISxT8g1rlhmuzl+fFq/",
+	"xOP4MhQjHWo4diogL4iqatTfo+ytJuksu29yp54izNA/Tw8fPXbWjzZ7pLm9rY2k8O3tz0Wrr+nAuxPL",
+	"TAKabZjgIOWfv6k6C1UDAhIXsuFMMpu5cVwmtEFyrtS49vOvv5yi9+9eop13AHwu0HP9xy640MsjWWJB",
+	"0jGzR7NTdj86OvSOY/cpIp9worI1xBtNoGM1QFNTBN8mDrny+1Pj0tSDqtj0VQJ5BfCART+Q8Gr13jQk",
+	"YN8WDVT+TLuxagsQ2eSfqCrfX+YzaDQa+CU3I79wf/djg0uSZXvnjF+yoX5+ACvozbRbXQ16mahfko4V",
+	"FyQtkVTrHvLcdoL5YrLiDzEa74ALPHMVHjqpP0D0NWZvFIhN7N6vinIr3fNenfjeIgOIBpfToHp/rbkY",
+	"JM/7PRMNmzKes7L+BxWbZMiXwdCvV+zYKDlUItsxtLvbX9Kcauo3pl1Z+ce5MONW5Sq4eG1LpdSLRbgL",
+	"w2NWuzF8pq06s7Spq3mhTUPh/e1qlkx30YJbtYHZrNgY6l7ACGNW/gQZtAObZGkEJGGJWOeKQHVCoWfV",
+	"azU3dU3FY5J2yKC7pa/PlGGtyi5lKZdHB//EsyQl88WSfjzPVozn9eJPVTWR8KPNEiCRKevRerK/HdKu",
+	"VPOFhdoWbvNNrN2SywBX6OYzG2SavbRoO6UMpVcebktsxY7vmqwgW1mulBMgYKu6WPCV13zMxV/gpTHb",
+	"gcg7Ze1+GXGrAMqulkwKLxb+hRFjsMd+yGfMCkkEoql8iqa2np4gcyK08gkFHqmsJcvbx0N8J9hR5tau",
+	"pS2PN7pD34ph+Z1rNrerabZS6SqC7XdD+a2sXxqqSFqVGD3QezDNRmotPrzOHRvbdfTmeRs7AH1h7tfE",
+	"mg0hJ0sPA/SOpFS460kza16iaSGy6d8+AvWl/E76rcPtb/ldQeGdh33fcS07N8oE/6bdrUwfF1drcmxP",
+	"OriftgqI4RXdkGvlByCMK81kfrm2YH50C9kLpVWVVcD2QMLVmIGjxHzrWLbXaezh/sOusMA2tt0mxpZY",
+	"MwVJAqF62jdI32qHd8OO5l+P8diTodmzsSl3xV8vdP6ND322571JXyWS9OJGViHZy6Gm8Xat9U1OmKwK",
+	"hJYlLM37tm1ZV6cnk7hTXQ+uRPJgzI7Z2ly5qV7vZkWBFkd/KhWy7PvR7tLj907a2DDphhpcsB/UF9bf",
+	"6gfWdd3FoNI3Be6bAnfvCpzjNG9rOOdxTvNDJ9+UnZrbSyrhrk3F/Tx2KWNto5i+IsK04ajzt9qd1/vm",
+	"bIAbvVLj7RXb47mCgk/BhKtyj86jQG1uB9pp5nTsdqV0uBSMoPIXtqG3NdK7Vy3O7yMW4GrHcA1LS8MS",
+	"ON8SEu7NhadPAdWKhzktqPwOggL9vHJl4R90oiRyzceafrNNzU+ejplackmQuuS2bYrXDQUeX+G1K58k",
+	"CVMb3GZVF7Y/jbJTB3Cgn9wW75jf8C3cLMZyDa+nm23ZVuvT1l9fajTL+9JOrrKVYLd3q2oe8te6NPH3",
+	"0mdurb94RBRich06S+lyMm3+2qF3053wbnjNfcrdZhfFrlxpp+VdYolsa8NvHpS/I+EYhNlOOHFnSsrX",
+	"TxR9qeEbBfwdKaCerdutHG/z6je047tw6t+q57jeZTDN5z2U6DQRlAW9IMy08pRP7b8oI3OF4GaEIKhg",
+	"yRKzhSlfWid+M9CfXwE3+0j9FqnVaf2MGQEV+q+iLNsKrX9drvdNw74PNmmI5KYats3DGNKqL2g/J0Ot",
+	"n6jxKOBC8RVWNHEFPJFpdykH6BUvmGr2AvWulLmsvzJVx+S/Oc9EPd9uuiG8Uuty+idieK7/6iE0160a",
+	"okaFTFvldN8WIlliScz9un/xQhznuSvKnKvNuTs3jcH4EP2jYjC1U910advincHmb4zzW6jlNq4Ki3ao",
+	"5CZlhMXWJ25xU5u96xco6maptW5+79+99EpWuI6XElHmVyyumlui40ItCVM0oWptUxnHbGqe2zulC4ZV",
+	"IcjUVh6OESTxeHeS6vmigfxwGLCWH36MygYGKCUZhWvMVMuEw/19xPgez0Oc+Z0pFW+WZgu598nC8Wt0",
+	"28aqJg7vV+mua+4l2Hsq8LU2MzcqnRHf8iZxmY4g3VGVFevwOuM47SzU3Tzirvv/D/efPL6Dkh83yfG2",
+	"5fm/rHDwGm50SAbT8YFKl2a+w41fzZau2/18OfE1ltu488qqQL2V4ld2372oM0V7Dj5T7FOI0lRrhCyb",
+	"DfUlUb/yklD+2asvGbi2tKXmJLQqJLbipE33MWULxswUoNTsuFZ3MkaSmw1A61sLH4lWVEqSwkUqXCyW",
+	"ChX5AB0rtOJSwc1NvfGciDHrKFKJRMEkwgphKFA3stWU9as9q1eO2Uc+GyBbLoy6MvcvnlelPl3tvKBS",
+	"DWd0uoZuTXfqO/wbVqv809ek/MMK4d3JHZlaKcpw0UlA9Br3+soKS96ipuTfuUTkn6Xg4x3geVkYMlgO",
+	"so7gzdpZDYcPzjJp0Jmk0JHdk0xxabjELscfGsGBBHt/9gyleB1E36+2EtffrTLW13tFulkNy6BMibVO",
+	"vRoak3BrMiOp1Ui1HfVcAyAYop7YGJe3CqlwLSHAMtb8PZz16Dcn+2ozHz/cvwlWNXvbmFBooP5lZcCf",
+	"PTewxNya9SU7zC9Yhrjodq2UzXH1Yxq7wXJIeVKAp6dsLzMEvLFThF0Yrcsc0lUXgF6HZS+vuFH6H5oB",
+	"YL2lZrCgcnWUd0Da/pO6b07WbnGUI74/cf2LanEHb4bSk7fJQ0Oy+Z60nXIat0f8oUzadddAXpJxvTWB",
+	"v98yTBMYpV2iKlxezxuvXriqc2V1nKpwzVnP7YWWyNY5pkkaZWl3oaVOKNhKAfF2jcS+G4dVE5jeKiJ2",
+	"aCNL2kO/A22peTLBIvUxNKSjpgvPDCfnC6EVR4RBdfdxC7StQA1BU9UYVufKGcclrF1HSG8cUw6yPZBr",
+	"J2S65LkGODBSxnGKZjjTNC78NbkOPR+u/18AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -234,6 +234,69 @@ func (e SubscriptionStatus) Valid() bool {
 	}
 }
 
+// Defines values for SyncJobObject.
+const (
+	SyncJobObjectSyncJob SyncJobObject = "sync_job"
+)
+
+// Valid indicates whether the value is a known member of the SyncJobObject enum.
+func (e SyncJobObject) Valid() bool {
+	switch e {
+	case SyncJobObjectSyncJob:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SyncJobOrigin.
+const (
+	SyncJobOriginAPI      SyncJobOrigin = "api"
+	SyncJobOriginAdmin    SyncJobOrigin = "admin"
+	SyncJobOriginCLI      SyncJobOrigin = "cli"
+	SyncJobOriginSchedule SyncJobOrigin = "schedule"
+)
+
+// Valid indicates whether the value is a known member of the SyncJobOrigin enum.
+func (e SyncJobOrigin) Valid() bool {
+	switch e {
+	case SyncJobOriginAPI:
+		return true
+	case SyncJobOriginAdmin:
+		return true
+	case SyncJobOriginCLI:
+		return true
+	case SyncJobOriginSchedule:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SyncJobState.
+const (
+	SyncJobStateFailed    SyncJobState = "failed"
+	SyncJobStateQueued    SyncJobState = "queued"
+	SyncJobStateRunning   SyncJobState = "running"
+	SyncJobStateSucceeded SyncJobState = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the SyncJobState enum.
+func (e SyncJobState) Valid() bool {
+	switch e {
+	case SyncJobStateFailed:
+		return true
+	case SyncJobStateQueued:
+		return true
+	case SyncJobStateRunning:
+		return true
+	case SyncJobStateSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UsageCountStatusClass.
 const (
 	N2xx UsageCountStatusClass = "2xx"
@@ -692,13 +755,57 @@ type SubscriptionResponse struct {
 	Subscription *Subscription `json:"subscription"`
 }
 
-// SyncResult defines model for SyncResult.
-type SyncResult struct {
+// SyncCounts How many objects of each kind the resync has read and written so far.
+type SyncCounts struct {
 	Customers     int `json:"customers"`
 	Prices        int `json:"prices"`
 	Products      int `json:"products"`
 	Subscriptions int `json:"subscriptions"`
 }
+
+// SyncJob A resync of a project's mirror from Stripe for one environment. It is `queued` until an
+// instance takes it, `running` while that instance works on it, then `succeeded` or `failed`
+// for good. When the instance running it stops, another resumes it (`attempts` grows) or,
+// after several such interruptions, marks it failed: a job never stays `running` without an
+// instance working on it.
+type SyncJob struct {
+	// Attempts How many times an instance has started the job; more than 1 when it was resumed.
+	Attempts int `json:"attempts"`
+
+	// Counts How many objects of each kind the resync has read and written so far.
+	Counts    SyncCounts `json:"counts"`
+	CreatedAt time.Time  `json:"created_at"`
+
+	// Environment A Stripe environment.
+	Environment Environment `json:"environment"`
+
+	// Error Why the job failed; null unless it did.
+	Error      *string    `json:"error"`
+	FinishedAt *time.Time `json:"finished_at"`
+
+	// Id Example: sync_abc123
+	Id     string        `json:"id"`
+	Object SyncJobObject `json:"object"`
+
+	// Origin What started the job: `POST /v1/sync`, the admin API, `billing sync`, or the periodic reconciliation.
+	Origin SyncJobOrigin `json:"origin"`
+
+	// ProjectId Example: prj_abc123
+	ProjectId string `json:"project_id"`
+
+	// StartedAt When an instance first started the job.
+	StartedAt *time.Time   `json:"started_at"`
+	State     SyncJobState `json:"state"`
+}
+
+// SyncJobObject defines model for SyncJob.Object.
+type SyncJobObject string
+
+// SyncJobOrigin What started the job: `POST /v1/sync`, the admin API, `billing sync`, or the periodic reconciliation.
+type SyncJobOrigin string
+
+// SyncJobState defines model for SyncJob.State.
+type SyncJobState string
 
 // Tenant defines model for Tenant.
 type Tenant struct {
@@ -794,6 +901,9 @@ type ProjectIdPath = string
 
 // StartingAfter defines model for StartingAfter.
 type StartingAfter = string
+
+// SyncJobIdPath Example: sync_abc123
+type SyncJobIdPath = string
 
 // To Example: 2026-01-31
 type To = openapi_types.Date
@@ -955,6 +1065,12 @@ type ReceiveStripeWebhookParams struct {
 
 	// StripeSignature Stripe's signature of the payload.
 	StripeSignature *string `json:"Stripe-Signature,omitempty"`
+}
+
+// StartSyncParams defines parameters for StartSync.
+type StartSyncParams struct {
+	// Environment Which of the project's Stripe accounts to use (default `test`).
+	Environment *Environment `form:"environment,omitempty" json:"environment,omitempty"`
 }
 
 // GetUsageParams defines parameters for GetUsage.

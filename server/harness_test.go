@@ -20,6 +20,7 @@ import (
 	"github.com/stackfordevs/billing/gen"
 	"github.com/stackfordevs/billing/internal/apitest"
 	"github.com/stackfordevs/billing/internal/buyertoken/buyertokentest"
+	"github.com/stackfordevs/billing/internal/jobs"
 	"github.com/stackfordevs/billing/internal/secret"
 	"github.com/stackfordevs/billing/internal/stripemock"
 	"github.com/stackfordevs/billing/server"
@@ -42,6 +43,8 @@ type testEnv struct {
 	Logs      *syncBuffer
 	secrets   []string // values that must never appear in a log line
 	mu        sync.Mutex
+
+	Jobs *jobs.Service // runs the sync jobs the app starts
 }
 
 // envOption changes the app's configuration before it is built.
@@ -89,6 +92,21 @@ func newTestEnv(t *testing.T, db *store.DB, opts ...envOption) *testEnv {
 	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.SyncJobs == nil {
+		e.Jobs = jobs.New(jobs.Options{Store: db, Resyncer: &jobs.StripeResyncer{Store: db, Stripe: cfg.Stripe},
+			Logger: logger, Now: cfg.Now})
+		cfg.SyncJobs = e.Jobs
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			e.Jobs.Run(ctx)
+		}()
+		t.Cleanup(func() {
+			stop()
+			<-done
+		})
 	}
 	app, err := server.New(cfg)
 	if err != nil {

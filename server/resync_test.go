@@ -88,12 +88,9 @@ func TestAdminSyncProject(t *testing.T) {
 		}
 
 		test := gen.EnvironmentTest
-		resp, err := e.API.AdminSyncProjectWithResponse(ctx, p.ProjectID, &gen.AdminSyncProjectParams{Environment: &test}, admin)
-		if err != nil || resp.JSON200 == nil {
-			t.Fatalf("sync: %v %s", err, body(resp))
-		}
-		if want := (gen.SyncResult{Customers: 200, Products: 2, Prices: 2, Subscriptions: 260}); *resp.JSON200 != want {
-			t.Errorf("counts: got %+v, want %+v", *resp.JSON200, want)
+		job := e.adminSync(t, p.ProjectID, &gen.AdminSyncProjectParams{Environment: &test})
+		if want := (gen.SyncCounts{Customers: 200, Products: 2, Prices: 2, Subscriptions: 260}); job.State != gen.SyncJobStateSucceeded || job.Counts != want {
+			t.Errorf("got %s with %+v, want succeeded with %+v", job.State, job.Counts, want)
 		}
 
 		t.Run("EveryPage", func(t *testing.T) {
@@ -128,9 +125,8 @@ func TestAdminSyncProject(t *testing.T) {
 			}
 		})
 		t.Run("Again", func(t *testing.T) {
-			resp, err := e.API.AdminSyncProjectWithResponse(ctx, p.ProjectID, &gen.AdminSyncProjectParams{Environment: &test}, admin)
-			if err != nil || resp.JSON200 == nil || resp.JSON200.Subscriptions != 260 {
-				t.Fatalf("second sync: %v %s", err, body(resp))
+			if again := e.adminSync(t, p.ProjectID, &gen.AdminSyncProjectParams{Environment: &test}); again.Id == job.Id || again.Counts.Subscriptions != 260 {
+				t.Fatalf("second sync: got %+v, want a new job that read 260 subscriptions", again)
 			}
 			if s := e.subscription(t, p.ProjectID, "sub_sync001"); s == nil || s.Status != "past_due" {
 				t.Errorf("sub_sync001: got %+v, want past_due from the newer event", s)
@@ -158,9 +154,9 @@ func TestAdminSyncProject(t *testing.T) {
 		t.Run("ErrStripe", func(t *testing.T) {
 			fs.fail(http.StatusInternalServerError)
 			defer fs.fail(0)
-			resp, _ := e.API.AdminSyncProjectWithResponse(ctx, p.ProjectID, &gen.AdminSyncProjectParams{}, admin)
-			if resp.StatusCode() != http.StatusBadGateway {
-				t.Errorf("got %s, want 502", body(resp))
+			job := e.adminSync(t, p.ProjectID, &gen.AdminSyncProjectParams{})
+			if job.State != gen.SyncJobStateFailed || deref(job.Error) == "" || job.FinishedAt == nil {
+				t.Errorf("got %+v, want failed with Stripe's error", job)
 			}
 		})
 	})

@@ -56,6 +56,8 @@ type Config struct {
 	// SessionKey signs the setup page's session cookies (32 bytes); when
 	// empty the setup page is not served.
 	SessionKey []byte
+	// SyncJobs starts and reads the jobs that resync a project's mirror.
+	SyncJobs SyncJobs
 	// Routes lets the composition root add routes (docs, metrics, setup page)
 	// to the same Echo instance.
 	Routes []func(e *echo.Echo)
@@ -73,6 +75,7 @@ type Server struct {
 	tolerance  time.Duration
 	metrics    *metrics.Metrics
 	bus        Bus
+	jobs       SyncJobs
 
 	projects     *ttlCache[string, *billing.Project]
 	projectsByID *ttlCache[string, *billing.Project]
@@ -91,8 +94,8 @@ var _ gen.StrictServerInterface = (*Server)(nil)
 // New builds the HTTP app: the embedded spec, the request validator, the
 // authentication and the strict handlers, with the one error handler.
 func New(cfg Config) (*echo.Echo, error) {
-	if cfg.Store == nil || cfg.Stripe == nil {
-		return nil, errors.New("server: Store and Stripe are required")
+	if cfg.Store == nil || cfg.Stripe == nil || cfg.SyncJobs == nil {
+		return nil, errors.New("server: Store, Stripe and SyncJobs are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -138,6 +141,7 @@ func New(cfg Config) (*echo.Echo, error) {
 		tolerance:    cfg.WebhookTolerance,
 		metrics:      cfg.Metrics,
 		bus:          cfg.Bus,
+		jobs:         cfg.SyncJobs,
 		projects:     newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
 		projectsByID: newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
 		stripeCfg:    newTTLCache[envKey, *billing.StripeSettings](cfg.CacheTTL, 100_000, cfg.Now),
@@ -148,6 +152,9 @@ func New(cfg Config) (*echo.Echo, error) {
 	if s.bus != nil {
 		s.bus.Subscribe(s.invalidate)
 	}
+	s.jobs.AfterResync(func(ctx context.Context, projectID string, env billing.Environment) {
+		s.changed(ctx, mirrorKey(projectID, env))
+	})
 
 	e := echo.New()
 	e.HideBanner = true

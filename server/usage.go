@@ -8,8 +8,6 @@ import (
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
 
-	"github.com/stackfordevs/billing/internal/resync"
-
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
@@ -74,25 +72,6 @@ func (s *Server) usage(ctx context.Context, projectID string, env *gen.Environme
 		})
 	}
 	return out, nil
-}
-
-// AdminSyncProject backfills the project's mirror from Stripe.
-func (s *Server) AdminSyncProject(ctx context.Context, req gen.AdminSyncProjectRequestObject) (gen.AdminSyncProjectResponseObject, error) {
-	p, err := s.store.FindProjectByID(ctx, req.ProjectId)
-	if err != nil {
-		return nil, notFound(err, "projectId", "No such project: "+req.ProjectId+".")
-	}
-	env := envOf(req.Params.Environment)
-	client, _, err := s.stripeClient(ctx, p, env)
-	if err != nil {
-		return nil, err
-	}
-	n, err := resync.Run(ctx, client, s.store, p.ID, env)
-	s.changed(ctx, mirrorKey(p.ID, env))
-	if err != nil {
-		return nil, err
-	}
-	return gen.AdminSyncProject200JSONResponse{Customers: n.Customers, Products: n.Products, Prices: n.Prices, Subscriptions: n.Subscriptions}, nil
 }
 
 // UsageRecorder counts calls; Record must not block on I/O.

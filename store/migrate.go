@@ -208,6 +208,36 @@ var migrations = []migration{{
 	statements: []string{
 		`ALTER TABLE stripe_settings ADD COLUMN refetch_objects INTEGER NOT NULL DEFAULT 0`,
 	},
+}, {
+	version: 3,
+	name:    "sync jobs",
+	statements: []string{
+		// One row per resync of a project's mirror. A running job belongs
+		// to owner until lease_until; at most one job per project and
+		// environment is queued or running.
+		`CREATE TABLE sync_jobs (
+			id TEXT PRIMARY KEY,
+			project_id TEXT NOT NULL REFERENCES projects (id),
+			environment TEXT NOT NULL,
+			origin TEXT NOT NULL,
+			state TEXT NOT NULL,
+			customers BIGINT NOT NULL,
+			products BIGINT NOT NULL,
+			prices BIGINT NOT NULL,
+			subscriptions BIGINT NOT NULL,
+			error TEXT NOT NULL,
+			attempts INTEGER NOT NULL,
+			owner TEXT NOT NULL,
+			lease_until BIGINT NOT NULL,
+			created_at BIGINT NOT NULL,
+			started_at BIGINT NOT NULL,
+			finished_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL
+		)`,
+		`CREATE UNIQUE INDEX sync_jobs_active ON sync_jobs (project_id, environment) WHERE state IN ('queued', 'running')`,
+		`CREATE INDEX sync_jobs_project ON sync_jobs (project_id, environment, created_at)`,
+		`CREATE INDEX sync_jobs_state ON sync_jobs (state, created_at)`,
+	},
 }}
 
 // migrateLock is the PostgreSQL advisory lock key that serialises

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"sync"
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/internal/admin"
-	"github.com/stackfordevs/billing/internal/resync"
+	"github.com/stackfordevs/billing/internal/jobs"
 	"github.com/stackfordevs/billing/internal/secret"
 	"github.com/stackfordevs/billing/stripeadapter"
 )
@@ -138,7 +140,9 @@ func runSync(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(inv.stderr, c.LogLevel)
+	// Logs and progress lines come from several goroutines.
+	stderr := &lockedWriter{w: inv.stderr}
+	logger := newLogger(stderr, c.LogLevel)
 	db, err := openStore(ctx, c, logger, c.AutoMigrate)
 	if err != nil {
 		return err
@@ -148,16 +152,40 @@ func runSync(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	st, err := db.FindStripeSettings(ctx, p.ID, env)
-	if err != nil {
-		return fmt.Errorf("Stripe is not configured for %s of project %s", env, p.ID)
-	}
-	client := stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger}).Client(p.ID, env, st.SecretKey)
-	n, err := resync.Run(ctx, client, db, p.ID, env)
+	stripe := stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger})
+	// The progress lines say what the job's info logs would.
+	svc := jobs.New(jobs.Options{Store: db, Resyncer: &jobs.StripeResyncer{Store: db, Stripe: stripe},
+		Logger: newLogger(stderr, max(c.LogLevel, slog.LevelWarn))})
+	job, err := svc.Start(cliContext(ctx), p.ID, env, billing.SyncByCLI)
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(inv.stdout).Encode(n)
+	// The job runs here, unless a running instance already works on it:
+	// then this waits for it, and takes it over if that instance stops.
+	job, err = svc.RunJob(ctx, job.ID, func(j billing.SyncJob) {
+		n := j.Counts
+		fmt.Fprintf(stderr, "sync %s: %s, %d customers, %d products, %d prices, %d subscriptions\n",
+			j.ID, j.State, n.Customers, n.Products, n.Prices, n.Subscriptions)
+	})
+	if err != nil {
+		return err
+	}
+	if job.State != billing.SyncSucceeded {
+		return fmt.Errorf("sync %s failed: %s", job.ID, job.Error)
+	}
+	return json.NewEncoder(inv.stdout).Encode(job.Counts)
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func runRotateMasterKey(ctx context.Context, inv *invocation) error {

@@ -36,6 +36,7 @@ type config struct {
 	LogLevel           slog.Level
 	MetricsToken       string
 	UsageFlush         time.Duration
+	ReconcileInterval  time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -52,6 +53,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		QueriesPerHour:     5000,
 		AutoMigrate:        true,
 		Dev:                truthy(getenv("BILLING_DEV")),
+		ReconcileInterval:  24 * time.Hour,
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"
@@ -72,6 +74,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("BILLING_USAGE_FLUSH_INTERVAL: must be a positive duration such as 5s, got %q", v)
 		}
 		c.UsageFlush = d
+	}
+	if v := getenv("BILLING_RECONCILE_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return c, fmt.Errorf("BILLING_RECONCILE_INTERVAL: must be a duration such as 24h, or 0 to turn reconciliation off, got %q", v)
+		}
+		c.ReconcileInterval = d
 	}
 	if v := getenv("BILLING_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stackfordevs/billing/internal/bus"
 	"github.com/stackfordevs/billing/internal/buyertoken"
+	"github.com/stackfordevs/billing/internal/jobs"
 	"github.com/stackfordevs/billing/internal/metrics"
 	"github.com/stackfordevs/billing/internal/ratelimit"
 	"github.com/stackfordevs/billing/internal/usage"
@@ -69,18 +70,23 @@ func runServe(ctx context.Context, inv *invocation) error {
 		return err
 	}
 
+	stripe := stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger,
+		Observe: func(op string, d time.Duration, status int) {
+			code := ""
+			if status == 0 {
+				code = "network"
+			} else if status >= 400 {
+				code = strconv.Itoa(status)
+			}
+			m.ObserveStripe(op, d, code)
+		}})
+	syncJobs := jobs.New(jobs.Options{Store: db, Resyncer: &jobs.StripeResyncer{Store: db, Stripe: stripe},
+		Logger: logger, ReconcileEvery: c.ReconcileInterval})
+
 	app, err := server.New(server.Config{
-		Store: db,
-		Stripe: stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger,
-			Observe: func(op string, d time.Duration, status int) {
-				code := ""
-				if status == 0 {
-					code = "network"
-				} else if status >= 400 {
-					code = strconv.Itoa(status)
-				}
-				m.ObserveStripe(op, d, code)
-			}}),
+		Store:          db,
+		Stripe:         stripe,
+		SyncJobs:       syncJobs,
 		Verifier:       verifier,
 		Logger:         logger,
 		AdminToken:     c.AdminToken,
@@ -118,6 +124,19 @@ func runServe(ctx context.Context, inv *invocation) error {
 			displayAddr(ln.Addr()))
 	}
 
+	// Sync jobs run until shutdown, then go back to the queue for another
+	// instance (or the next start) to resume.
+	jobsCtx, stopJobs := context.WithCancel(context.Background())
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		syncJobs.Run(jobsCtx)
+	}()
+	defer func() {
+		stopJobs()
+		<-jobsDone
+	}()
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -130,6 +149,8 @@ func runServe(ctx context.Context, inv *invocation) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
 	err = srv.Shutdown(sctx)
+	stopJobs()
+	<-jobsDone
 	if ferr := recorder.Close(sctx); ferr != nil {
 		logger.Error("usage flush at shutdown failed", "error", ferr.Error())
 	}

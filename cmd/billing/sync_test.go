@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +17,6 @@ import (
 	"testing"
 
 	billing "github.com/stackfordevs/billing"
-	"github.com/stackfordevs/billing/internal/resync"
 	"github.com/stackfordevs/billing/internal/secret"
 	"github.com/stackfordevs/billing/store/storetest"
 )
@@ -91,12 +91,19 @@ func TestSyncCommand(t *testing.T) {
 		if err := run(ctx, []string{"sync", "--project", p.ID, "--environment", "test"}, getenv, &out, &errOut); err != nil {
 			t.Fatalf("sync: %v\n%s", err, errOut.String())
 		}
-		var n resync.Counts
+		var n billing.SyncCounts
 		if err := json.Unmarshal(out.Bytes(), &n); err != nil {
 			t.Fatalf("output %q: %v", out.String(), err)
 		}
-		if want := (resync.Counts{Customers: 255, Products: 1, Prices: 1, Subscriptions: 255}); n != want {
+		if want := (billing.SyncCounts{Customers: 255, Products: 1, Prices: 1, Subscriptions: 255}); n != want {
 			t.Errorf("counts: got %+v, want %+v", n, want)
+		}
+		// Progress on stderr: the job running, batches written, the end.
+		if progress := errOut.String(); !strings.Contains(progress, ": running, 0 customers") ||
+			!regexp.MustCompile(`: running, [1-9][0-9]* customers`).MatchString(progress) ||
+			!strings.HasSuffix(progress, ": succeeded, 255 customers, 1 products, 1 prices, 255 subscriptions\n") ||
+			strings.Contains(progress, `"msg":"sync job started"`) {
+			t.Errorf("progress: got %q", progress)
 		}
 		if got, want := stripe.pages["/v1/subscriptions"], []string{"", "sub_cli099", "sub_cli199"}; !slices.Equal(got, want) {
 			t.Errorf("subscription pages: got starting_after %q, want %q", got, want)

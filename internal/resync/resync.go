@@ -36,6 +36,12 @@ const batchSize = 100
 // Stripe account for env and upserts them. Products and prices go first so
 // that plan names resolve; customers before subscriptions so emails do.
 func Run(ctx context.Context, src Source, st Store, projectID string, env billing.Environment) (Counts, error) {
+	return RunWithProgress(ctx, src, st, projectID, env, nil)
+}
+
+// RunWithProgress is Run that calls progress, when not nil, with the counts
+// so far after each batch is stored.
+func RunWithProgress(ctx context.Context, src Source, st Store, projectID string, env billing.Environment, progress func(Counts)) (Counts, error) {
 	var n Counts
 	var batch billing.MirrorChange
 	size := 0
@@ -45,6 +51,9 @@ func Run(ctx context.Context, src Source, st Store, projectID string, env billin
 		}
 		err := st.UpsertFromStripe(ctx, projectID, env, batch)
 		batch, size = billing.MirrorChange{}, 0
+		if err == nil && progress != nil {
+			progress(n)
+		}
 		return err
 	}
 	add := func() error {
