@@ -208,6 +208,16 @@ var migrations = []migration{{
 	statements: []string{
 		`ALTER TABLE stripe_settings ADD COLUMN refetch_objects INTEGER NOT NULL DEFAULT 0`,
 	},
+}, {
+	version: 3,
+	name:    "webhook events: expiry index",
+	statements: []string{
+		// Only the events the pruner may delete (see retention.go), so
+		// that events kept past their time (failed ones) are never scanned
+		// again.
+		`CREATE INDEX webhook_events_expiry ON webhook_events (received_at)
+			WHERE status IN ('applied', 'ignored')`,
+	},
 }}
 
 // migrateLock is the PostgreSQL advisory lock key that serialises
