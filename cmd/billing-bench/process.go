@@ -267,7 +267,8 @@ func (b *bench) profile(scenario string) (stop func()) {
 	}
 	return func() {
 		_ = cmd.Process.Signal(syscall.SIGINT)
-		if err := cmd.Wait(); err != nil {
+		err := cmd.Wait() // perf exits by the signal once it has written the file
+		if _, serr := os.Stat(file); serr != nil {
 			b.note("perf record for %s: %v: %s", scenario, err, strings.TrimSpace(out.String()))
 			return
 		}

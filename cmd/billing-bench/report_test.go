@@ -85,6 +85,14 @@ func TestPairedRow(t *testing.T) {
 			t.Error("met = true for 1 lost event")
 		}
 	})
+	t.Run("Reported", func(t *testing.T) {
+		if r := soloRow("size", "MiB", []float64{1045}, reported()); !r.Met || r.Target != "reported" {
+			t.Errorf("met, target = %v, %q; want true, %q", r.Met, r.Target, "reported")
+		}
+		if r := soloRow("size", "MiB", nil, reported()); r.Met {
+			t.Error("met = true for a measurement that failed")
+		}
+	})
 }
 
 func TestWriteJSON(t *testing.T) {

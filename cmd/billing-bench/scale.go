@@ -165,6 +165,9 @@ func (b *bench) accessAtScale(ctx context.Context, label string, nProjects, perP
 	if err != nil {
 		return nil, err
 	}
+	if err := e.w.analyze(ctx); err != nil {
+		return nil, err
+	}
 	n := nProjects * perProject
 	b.logf("scale, %s: seeded in %v", label, time.Since(start).Round(time.Second))
 
@@ -299,6 +302,11 @@ func (b *bench) fullLedger(ctx context.Context) ([]Row, error) {
 	after, err := full.w.tableBytes(ctx, "webhook_events")
 	if err != nil {
 		return nil, err
+	}
+	for _, e := range []*scaleEnv{empty, full} {
+		if err := e.w.analyze(ctx); err != nil {
+			return nil, err
+		}
 	}
 	b.logf("scale, full ledger: seeded in %v", time.Since(start).Round(time.Second))
 

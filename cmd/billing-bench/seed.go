@@ -108,6 +108,17 @@ func (w *bulk) insert(ctx context.Context, table string, columns []string, n int
 	return nil
 }
 
+// analyze refreshes the planner's statistics after seeding, as autovacuum
+// (or SQLite's optimize) would have on a database that grew over time.
+func (w *bulk) analyze(ctx context.Context) error {
+	if w.pg != nil {
+		_, err := w.pg.Exec(ctx, `ANALYZE`)
+		return err
+	}
+	_, err := w.lite.ExecContext(ctx, `ANALYZE`)
+	return err
+}
+
 // tableBytes returns the space tables take with their indexes (and, on
 // PostgreSQL, their TOAST data): pg_total_relation_size, or on SQLite the
 // pages of the tables and their indexes (from dbstat) or else of the whole
