@@ -238,6 +238,16 @@ var migrations = []migration{{
 		`CREATE INDEX sync_jobs_project ON sync_jobs (project_id, environment, created_at)`,
 		`CREATE INDEX sync_jobs_state ON sync_jobs (state, created_at)`,
 	},
+}, {
+	version: 4,
+	name:    "webhook events: expiry index",
+	statements: []string{
+		// Only the events the pruner may delete (see retention.go), so
+		// that events kept past their time (failed ones) are never scanned
+		// again.
+		`CREATE INDEX webhook_events_expiry ON webhook_events (received_at)
+			WHERE status IN ('applied', 'ignored')`,
+	},
 }}
 
 // migrateLock is the PostgreSQL advisory lock key that serialises

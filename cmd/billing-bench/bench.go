@@ -72,6 +72,12 @@ type bench struct {
 	anchorProject credentials // owner of the webhook anchor's rows
 	hitBody       []byte      // the service's answer for a seeded customer
 
+	peer *process // stripe-sync-engine, with -peer
+	// profiled is the process -perf records: the service under test.
+	profiled *process
+	peerDB   *database // its database
+
+	began  time.Time
 	starts []float64 // ms from process start to /readyz 200
 	notes  []string
 }
@@ -119,7 +125,7 @@ func (b *bench) prepare(ctx context.Context) error {
 		return err
 	}
 
-	if b.db, err = newDatabase(ctx, b.opts.db, b.opts.postgresURL, b.dir); err != nil {
+	if b.db, err = newDatabase(ctx, b.opts.db, b.opts.postgresURL, b.dir, "billing"); err != nil {
 		return err
 	}
 	b.logf("starting the service on %s", b.opts.db)
@@ -129,6 +135,7 @@ func (b *bench) prepare(ctx context.Context) error {
 	if _, err := waitHTTP200(ctx, b.service.URL+"/readyz", b.service.exited, 30*time.Second); err != nil {
 		return err
 	}
+	b.profiled = b.service
 	if err := b.setUp(ctx); err != nil {
 		return err
 	}
@@ -146,8 +153,13 @@ func (b *bench) prepare(ctx context.Context) error {
 		return err
 	}
 	b.logf("starting the anchor (bare Echo, %d-byte answer)", len(b.hitBody))
-	b.anchor, err = startProcess(ctx, "anchor", b.anchorBin, b.dir, nil, "-addr", "127.0.0.1:0", "-body", bodyFile)
-	return err
+	if b.anchor, err = startProcess(ctx, "anchor", b.anchorBin, b.dir, nil, "-addr", "127.0.0.1:0", "-body", bodyFile); err != nil {
+		return err
+	}
+	if b.opts.peer {
+		return b.startPeer(ctx)
+	}
+	return nil
 }
 
 // serviceEnv is the service's whole environment.
@@ -289,21 +301,28 @@ func (b *bench) probe(ctx context.Context) {
 	}
 }
 
+// stopServers stops the service, the anchor and the peer.
+func (b *bench) stopServers() {
+	for _, p := range []*process{b.anchor, b.service, b.peer} {
+		if p != nil {
+			p.Stop()
+		}
+	}
+}
+
 // close stops everything prepare started.
 func (b *bench) close() {
-	if b.anchor != nil {
-		b.anchor.Stop()
-	}
-	if b.service != nil {
-		b.service.Stop()
-	}
+	b.stopServers()
 	if b.gdb != nil {
 		closeGORM(b.gdb)
 	}
-	if b.db != nil {
+	for _, db := range []*database{b.db, b.peerDB} {
+		if db == nil {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := b.db.drop(ctx); err != nil {
-			b.logf("dropping the benchmark database: %v", err)
+		if err := db.drop(ctx); err != nil {
+			b.logf("dropping a benchmark database: %v", err)
 		}
 		cancel()
 	}

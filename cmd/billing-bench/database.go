@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -32,28 +33,42 @@ type database struct {
 	// URL is what the service gets as BILLING_DATABASE_URL.
 	URL  string
 	path string // SQLite file
+	// name is the PostgreSQL database's; own is false when the benchmark
+	// could not create one and uses a schema of name instead.
+	name string
+	own  bool
 	drop func(context.Context) error
 }
 
-// newDatabase prepares an empty database of kind.
-func newDatabase(ctx context.Context, kind, postgresURL, dir string) (*database, error) {
+// newDatabase prepares an empty database of kind; a SQLite database is the
+// file name in dir.
+func newDatabase(ctx context.Context, kind, postgresURL, dir, name string) (*database, error) {
 	switch kind {
 	case "sqlite":
-		path := filepath.Join(dir, "billing.db")
-		return &database{Kind: kind, URL: "sqlite:" + path, path: path, drop: func(context.Context) error { return nil }}, nil
+		path := filepath.Join(dir, name+".db")
+		return &database{Kind: kind, URL: "sqlite:" + path, path: path, drop: func(context.Context) error {
+			var errs []error
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+					errs = append(errs, err)
+				}
+			}
+			return errors.Join(errs...)
+		}}, nil
 	case "postgres":
 		if postgresURL == "" {
 			return nil, errors.New("-db postgres needs -postgres-url")
 		}
-		return newPostgres(ctx, postgresURL)
+		return newPostgres(ctx, postgresURL, true)
 	}
 	return nil, fmt.Errorf("-db: want sqlite or postgres, got %q", kind)
 }
 
 // newPostgres creates a database named billing_bench_RANDOM on the server
-// of base; without the right to create databases, it creates a schema of
-// that name in base's database instead and points search_path at it.
-func newPostgres(ctx context.Context, base string) (*database, error) {
+// of base; without the right to create databases, and when schemaFallback
+// allows, it creates a schema of that name in base's database instead and
+// points search_path at it.
+func newPostgres(ctx context.Context, base string, schemaFallback bool) (*database, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, fmt.Errorf("-postgres-url: %w", err)
@@ -81,9 +96,11 @@ func newPostgres(ctx context.Context, base string) (*database, error) {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err == nil {
 		fresh := *u
 		fresh.Path = "/" + name
-		return &database{Kind: "postgres", URL: fresh.String(), drop: func(ctx context.Context) error {
+		return &database{Kind: "postgres", URL: fresh.String(), name: name, own: true, drop: func(ctx context.Context) error {
 			return run(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
 		}}, nil
+	} else if !schemaFallback {
+		return nil, fmt.Errorf("create a database: %w", err)
 	} else if _, serr := conn.Exec(ctx, "CREATE SCHEMA "+ident); serr != nil {
 		return nil, fmt.Errorf("create a database (%v) or a schema (%v) for the benchmark", err, serr)
 	}
@@ -91,7 +108,7 @@ func newPostgres(ctx context.Context, base string) (*database, error) {
 	q := fresh.Query()
 	q.Set("search_path", name)
 	fresh.RawQuery = q.Encode()
-	return &database{Kind: "postgres", URL: fresh.String(), drop: func(ctx context.Context) error {
+	return &database{Kind: "postgres", URL: fresh.String(), name: strings.TrimPrefix(u.Path, "/"), drop: func(ctx context.Context) error {
 		return run(ctx, "DROP SCHEMA IF EXISTS "+ident+" CASCADE")
 	}}, nil
 }
@@ -119,8 +136,11 @@ func (d *database) openGORM() (*gorm.DB, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Open connections for the insert anchor's load, but few kept
+		// idle: the server's connections are shared with the service and
+		// the peer.
 		sqlDB.SetMaxOpenConns(32)
-		sqlDB.SetMaxIdleConns(32)
+		sqlDB.SetMaxIdleConns(4)
 		return db, nil
 	}
 	dsn := d.path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)" +

@@ -21,6 +21,9 @@ type load struct {
 	P50, P99   time.Duration
 	Codes      map[string]int
 	Errors     []string
+	// CPU is the CPU time of the process measured over it (see
+	// cpuUse.measured), -1 when it could not be read, 0 when not measured.
+	CPU time.Duration
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -86,6 +89,17 @@ func (t *tally) add(l load) {
 	for _, e := range l.Errors {
 		t.errors[e]++
 	}
+}
+
+// succeeded returns the number of 2xx answers.
+func (t *tally) succeeded() int {
+	n := 0
+	for c, k := range t.codes {
+		if strings.HasPrefix(c, "2") {
+			n += k
+		}
+	}
+	return n
 }
 
 // failed returns the number of answers that were not 2xx (code 0 is a

@@ -4,7 +4,7 @@
 //
 //	go run ./cmd/billing-bench [-db sqlite|postgres] [-postgres-url URL]
 //	    [-duration 1.5s] [-rounds 5] [-concurrency N|status=N,create=N,webhook=N]
-//	    [-json bench-results.json]
+//	    [-peer] [-scale] [-json bench-results.json]
 //
 // It builds cmd/billing and a bare Echo server (cmd/billing-bench/anchor),
 // starts them as separate processes on loopback together with stripe-mock
@@ -14,6 +14,14 @@
 // medians and the median of the per-round ratios, so that machine noise
 // common to a round cancels. It prints one table to stdout, writes the
 // same rows as JSON, and exits 0 whether or not the targets are met.
+//
+// With -peer (PostgreSQL only) it also installs @supabase/stripe-sync-engine
+// with npm into the user's cache folder, runs it under Node.js on a
+// database of its own on the same server, and measures webhook ingestion
+// against it. With -scale it measures the access answers with a million
+// subscriptions in one project and with 10,000 projects, and ingestion
+// with a million events in the ledger, each on a fresh database seeded
+// directly.
 package main
 
 import (
@@ -55,6 +63,19 @@ type options struct {
 	concurrency concurrency
 	jsonPath    string
 	keep        bool
+	peer        bool
+	peerCache   string
+	perfDir     string
+	scale       scaleOptions
+}
+
+// scaleOptions size the scale scenarios.
+type scaleOptions struct {
+	on            bool
+	subscriptions int // in one project
+	projects      int
+	perProject    int // subscriptions of each of those projects
+	events        int // in the full ledger
 }
 
 // concurrency is the number of requests in flight per scenario.
@@ -110,6 +131,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Var(&o.concurrency, "concurrency", "requests in flight: N for every scenario, or status=N,create=N,webhook=N")
 	fs.StringVar(&o.jsonPath, "json", "bench-results.json", "file to write the rows to as JSON")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, SQLite files)")
+	fs.BoolVar(&o.peer, "peer", false, "also measure webhook ingestion against @supabase/stripe-sync-engine (needs -db postgres, Node.js and npm)")
+	fs.StringVar(&o.peerCache, "peer-cache", "", "folder to install the peer into (default: the user's cache folder)")
+	fs.StringVar(&o.perfDir, "perf", "", "record the service's CPU profile during each scenario's rounds with Linux perf into this folder (perf report -i FILE)")
+	fs.BoolVar(&o.scale.on, "scale", false, "also run the scale scenarios (access answers with many subscriptions and projects, ingestion with a full ledger)")
+	fs.IntVar(&o.scale.subscriptions, "scale-subscriptions", 1_000_000, "active subscriptions of the one-project scale scenario")
+	fs.IntVar(&o.scale.projects, "scale-projects", 10_000, "projects of the many-projects scale scenario")
+	fs.IntVar(&o.scale.perProject, "scale-project-subscriptions", 100, "active subscriptions of each of those projects")
+	fs.IntVar(&o.scale.events, "scale-events", 1_000_000, "events in the ledger of the full-ledger scale scenario")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -123,6 +152,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-db postgres needs -postgres-url")
 	case o.duration <= 0 || o.rounds <= 0 || o.customers <= 0 || o.starts <= 0:
 		return o, errors.New("-duration, -rounds, -customers and -starts must be positive")
+	case o.peer && o.db != "postgres":
+		return o, errors.New("-peer needs -db postgres: the peer stores into PostgreSQL")
+	case o.scale.subscriptions <= 0 || o.scale.projects <= 0 || o.scale.perProject <= 0 || o.scale.events <= 0:
+		return o, errors.New("-scale-subscriptions, -scale-projects, -scale-project-subscriptions and -scale-events must be positive")
 	}
 	return o, nil
 }
@@ -132,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{opts: opts, log: stderr}
+	b := &bench{opts: opts, log: stderr, began: time.Now()}
 	defer b.close()
 	if err := b.prepare(ctx); err != nil {
 		return err
@@ -141,8 +174,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "billing-bench: db=%s, %d rounds of %v per side, concurrency %s, %d customers\n\n",
-		opts.db, opts.rounds, opts.duration, opts.concurrency.String(), opts.customers)
+	fmt.Fprintf(stdout, "billing-bench: db=%s, %d rounds of %v per side, concurrency %s, %d customers%s%s, %v in all\n\n",
+		opts.db, opts.rounds, opts.duration, opts.concurrency.String(), opts.customers,
+		map[bool]string{true: ", peer " + peerPackage + "@" + peerVersion}[opts.peer],
+		map[bool]string{true: ", scale"}[opts.scale.on], time.Since(b.began).Round(time.Second))
 	if err := printTable(stdout, rows); err != nil {
 		return err
 	}

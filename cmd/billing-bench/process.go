@@ -243,3 +243,35 @@ func readCPU(pid int) (time.Duration, error) {
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
+
+// profile starts recording the CPU profile of the process under test with
+// Linux perf (with -perf) and returns the function that stops it. The
+// service's Go binary keeps its symbols and frame pointers, so that
+// `perf report -i FILE` shows its functions and call chains.
+func (b *bench) profile(scenario string) (stop func()) {
+	p := b.profiled
+	if b.opts.perfDir == "" || p == nil {
+		return func() {}
+	}
+	if err := os.MkdirAll(b.opts.perfDir, 0o755); err != nil {
+		b.note("perf: %v", err)
+		return func() {}
+	}
+	file := filepath.Join(b.opts.perfDir, strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "").Replace(scenario)+".perf.data")
+	cmd := exec.Command("perf", "record", "--quiet", "-F", "999", "-g", "-o", file, "-p", strconv.Itoa(p.PID()))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		b.note("perf: %v", err)
+		return func() {}
+	}
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait() // perf exits by the signal once it has written the file
+		if _, serr := os.Stat(file); serr != nil {
+			b.note("perf record for %s: %v: %s", scenario, err, strings.TrimSpace(out.String()))
+			return
+		}
+		b.note("perf: %s profile of %s in %s", scenario, p.name, file)
+	}
+}

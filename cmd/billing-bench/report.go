@@ -40,6 +40,9 @@ const (
 	maxValue
 	// zeroValue is met when the value is exactly zero.
 	zeroValue
+	// report has no goal: the row reports a measurement, met when there
+	// is one.
+	report
 )
 
 // target is the goal of a row.
@@ -51,12 +54,15 @@ type target struct {
 func atLeast(ratio float64) target { return target{kind: minRatio, limit: ratio} }
 func below(limit float64) target   { return target{kind: maxValue, limit: limit} }
 func none() target                 { return target{kind: zeroValue} }
+func reported() target             { return target{kind: report} }
 func (t target) text(unit string) string {
 	switch t.kind {
 	case minRatio:
 		return fmt.Sprintf(">= %.2g x anchor", t.limit)
 	case maxValue:
 		return fmt.Sprintf("< %g %s", t.limit, unit)
+	case report:
+		return "reported"
 	default:
 		return "= 0"
 	}
@@ -73,6 +79,8 @@ func (t target) met(value float64, ratio *float64) bool {
 		return ratio != nil && *ratio >= t.limit
 	case maxValue:
 		return value < t.limit
+	case report:
+		return true
 	default:
 		return value == 0
 	}
@@ -177,7 +185,7 @@ func formatValue(v float64, unit string) string {
 	switch {
 	case math.IsNaN(v):
 		return "n/a"
-	case strings.HasSuffix(unit, "/s"), unit == "events", unit == "requests":
+	case strings.HasSuffix(unit, "/s"), unit == "events", unit == "requests", unit == "objects", unit == "bytes":
 		return fmt.Sprintf("%.0f", v)
 	case unit == "MiB":
 		return fmt.Sprintf("%.1f", v)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"os"
@@ -84,6 +85,14 @@ func TestPairedRow(t *testing.T) {
 			t.Error("met = true for 1 lost event")
 		}
 	})
+	t.Run("Reported", func(t *testing.T) {
+		if r := soloRow("size", "MiB", []float64{1045}, reported()); !r.Met || r.Target != "reported" {
+			t.Errorf("met, target = %v, %q; want true, %q", r.Met, r.Target, "reported")
+		}
+		if r := soloRow("size", "MiB", nil, reported()); r.Met {
+			t.Error("met = true for a measurement that failed")
+		}
+	})
 }
 
 func TestWriteJSON(t *testing.T) {
@@ -140,34 +149,54 @@ func TestWriteJSON(t *testing.T) {
 }
 
 func TestEvents(t *testing.T) {
-	ev, err := newEvents("0123abcd", "cus_bench000000000000000")
+	ev, err := newEvents("0123abcd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	id1, b1 := ev.payload(1)
-	id2, b2 := ev.payload(2)
-	if len(b1) != eventSize || len(b2) != eventSize {
-		t.Errorf("sizes %d, %d; want %d", len(b1), len(b2), eventSize)
-	}
-	if id1 == id2 {
-		t.Errorf("events 1 and 2 share the id %s", id1)
-	}
-
 	ts := time.Now()
-	_, wantHeader := stripetest.SignedPayload(t, b1, webhookSecret, ts)
-	if got := sign(b1, webhookSecret, ts); got != wantHeader {
-		t.Errorf("sign = %s, want %s", got, wantHeader)
+	for n := int64(1); n <= 4; n++ {
+		id, body := ev.payload(n)
+		if id != ev.id("evt", n) {
+			t.Errorf("event %d: id %s, want %s", n, id, ev.id("evt", n))
+		}
+		_, wantHeader := stripetest.SignedPayload(t, body, webhookSecret, ts)
+		if got := sign(body, webhookSecret, ts); got != wantHeader {
+			t.Errorf("sign = %s, want %s", got, wantHeader)
+		}
+		if err := stripeadapter.VerifyWebhook(body, sign(body, webhookSecret, ts), webhookSecret, time.Minute); err != nil {
+			t.Errorf("VerifyWebhook: %v", err)
+		}
+		p, err := stripeadapter.ParseEvent(body, "prj_test", billing.EnvTest)
+		if err != nil {
+			t.Fatalf("event %d: %v", n, err)
+		}
+		if p.Event.ID != id || p.Event.Type != eventTypes[n%4] {
+			t.Errorf("event %d: parsed %s of type %s, want %s of type %s", n, p.Event.ID, p.Event.Type, id, eventTypes[n%4])
+		}
+		if isSubscription(n) {
+			subs := p.Change.Subscriptions
+			if len(subs) != 1 || subs[0].ID != ev.id("sub", n) || subs[0].CustomerID != ev.id("cus", n-1) ||
+				len(subs[0].Items) != 1 || subs[0].Items[0].ID != ev.id("si", n) {
+				t.Errorf("event %d changes subscriptions %+v, want %s of customer %s with item %s",
+					n, subs, ev.id("sub", n), ev.id("cus", n-1), ev.id("si", n))
+			}
+		} else {
+			cus := p.Change.Customers
+			if len(cus) != 1 || cus[0].ID != ev.id("cus", n) || cus[0].Email != ev.id("cus", n)+"@bench.example" {
+				t.Errorf("event %d changes customers %+v, want %s", n, cus, ev.id("cus", n))
+			}
+		}
+		if bytes.Contains(body, []byte("SSSSS")) || bytes.Contains(body, []byte("CCCCC")) || bytes.Contains(body, []byte("IIIII")) {
+			t.Errorf("event %d keeps a placeholder: %s", n, body)
+		}
 	}
-	if err := stripeadapter.VerifyWebhook(b1, sign(b1, webhookSecret, ts), webhookSecret, time.Minute); err != nil {
-		t.Errorf("VerifyWebhook: %v", err)
-	}
-	p, err := stripeadapter.ParseEvent(b1, "prj_test", billing.EnvTest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, subID := ev.ids(1)
-	if p.Event.ID != id1 || len(p.Change.Subscriptions) != 1 || p.Change.Subscriptions[0].ID != subID {
-		t.Errorf("parsed event %s with %+v, want %s changing subscription %s", p.Event.ID, p.Change.Subscriptions, id1, subID)
+}
+
+func TestCount(t *testing.T) {
+	for n, want := range map[int]string{7: "7", 100: "100", 1000: "1,000", 10_000: "10,000", 1_000_000: "1,000,000"} {
+		if got := count(n); got != want {
+			t.Errorf("count(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
 

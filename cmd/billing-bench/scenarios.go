@@ -26,6 +26,7 @@ func (b *bench) alternate(name string, anchor, scenario side) (anchors, values [
 		anchor(b.opts.warmup)
 		scenario(b.opts.warmup)
 	}
+	defer b.profile(name)()
 	for i := range b.opts.rounds {
 		a := anchor(b.opts.duration)
 		s := scenario(b.opts.duration)
@@ -51,6 +52,9 @@ func (u *cpuUse) measured(p *process, f func() load) load {
 	after, err2 := readCPU(p.PID())
 	if err1 != nil || err2 != nil {
 		u.failed = true
+		l.CPU = -1
+	} else {
+		l.CPU = after - before
 	}
 	u.cpu += after - before
 	u.requests += l.Requests
@@ -108,6 +112,13 @@ func (b *bench) measure(ctx context.Context) ([]Row, error) {
 	rows = append(rows, statusRows...)
 	rows = append(rows, createRows...)
 	rows = append(rows, webhookRows...)
+	if b.opts.peer {
+		peerRows, err := b.webhookVsPeer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, peerRows...)
+	}
 	rows = append(rows,
 		pairedRow("memory idle", "MiB", []round{{idle.RSS, anchorIdle.RSS}}, below(40)),
 		pairedRow("memory after subscription status", "MiB", []round{{afterStatus.RSS, anchorLoaded.RSS}}, below(120)),
@@ -126,6 +137,15 @@ func (b *bench) measure(ctx context.Context) ([]Row, error) {
 	}
 	if n, lines := b.service.errorLog(); n > 0 {
 		b.note("the service logged %d lines at level ERROR; the first:\n      %s", n, trimLines(lines, 400))
+	}
+	if b.opts.scale.on {
+		// The scale scenarios start services of their own: stop the others.
+		b.stopServers()
+		scaleRows, err := b.scale(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, scaleRows...)
 	}
 	return rows, nil
 }
@@ -245,11 +265,12 @@ func (b *bench) proxiedCreate(ctx context.Context) (rows []Row, after memory) {
 func (b *bench) webhookIngestion(ctx context.Context) (rows []Row, after memory, err error) {
 	c := b.opts.concurrency.webhook
 	b.logf("webhook ingestion: %d rounds, concurrency %d", b.opts.rounds, c)
-	svcEvents, err := newEvents(b.run, "cus_bench000000000000000")
+	run := newRunID()
+	svcEvents, err := newEvents(run)
 	if err != nil {
 		return nil, memory{}, err
 	}
-	ancEvents, err := newEvents(b.run, "cus_bench000000000000000")
+	ancEvents, err := newEvents(run)
 	if err != nil {
 		return nil, memory{}, err
 	}
@@ -298,8 +319,8 @@ func (b *bench) webhookIngestion(ctx context.Context) (rows []Row, after memory,
 	sent := svcEvents.next.Load()
 	lost := max(0, acked-stored)
 	var twice int64
-	b.note("webhook ingestion: %d events sent, %d acknowledged (2xx), %d stored; answers: service %s; database insert %s",
-		sent, acked, stored, svc.String(), anc.String())
+	b.note("webhook ingestion: %d events sent (%s), %d acknowledged (2xx), %d stored; answers: service %s; database insert %s",
+		sent, svcEvents.sizes(), acked, stored, svc.String(), anc.String())
 	b.note("webhook ingestion CPU per event in the service (the database server's not counted): %s", svcCPU.String())
 	if duplicates > 0 {
 		b.note("webhook ingestion: %d first deliveries were answered as duplicates, though every event id is new", duplicates)
@@ -335,9 +356,17 @@ func (b *bench) webhookIngestion(ctx context.Context) (rows []Row, after memory,
 	}
 
 	rows = []Row{
-		pairedRow("webhook ingestion", "events/s", pairs(values, anchors, throughput), atLeast(0.4)),
+		pairedRow("webhook ingestion", "events/s", pairs(values, anchors, throughput), atLeast(0.5)),
 		soloRow("webhook events lost (2xx, not stored)", "events", []float64{float64(lost)}, none()),
 		soloRow("webhook events applied twice", "events", []float64{float64(max(0, twice))}, none()),
+	}
+	if !b.opts.peer {
+		// With -peer the row comes from the rounds against the peer.
+		cpu := make([]float64, len(values))
+		for i, v := range values {
+			cpu[i] = cpuPerEvent(v)
+		}
+		rows = append(rows, soloRow("webhook CPU per event", "ms", cpu, below(0.3)))
 	}
 	return rows, after, nil
 }

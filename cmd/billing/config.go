@@ -37,6 +37,9 @@ type config struct {
 	MetricsToken       string
 	UsageFlush         time.Duration
 	ReconcileInterval  time.Duration
+	// EventRetention is how long received webhook payloads are kept; 0
+	// keeps them forever.
+	EventRetention time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -54,6 +57,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AutoMigrate:        true,
 		Dev:                truthy(getenv("BILLING_DEV")),
 		ReconcileInterval:  24 * time.Hour,
+		EventRetention:     30 * 24 * time.Hour,
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"
@@ -82,12 +86,41 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.ReconcileInterval = d
 	}
+	if v := getenv("BILLING_EVENT_RETENTION"); v != "" {
+		if c.EventRetention, err = parseRetention(v); err != nil {
+			return c, fmt.Errorf("BILLING_EVENT_RETENTION: %w", err)
+		}
+	}
 	if v := getenv("BILLING_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return c, fmt.Errorf("BILLING_LOG_LEVEL: %w", err)
 		}
 	}
 	return c, nil
+}
+
+// parseRetention reads a retention period: a number of days ("30d"), a Go
+// duration ("720h"), or "0" for forever. A period shorter than
+// store.MinRetention is refused.
+func parseRetention(v string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("want a number of days such as 30d, a duration such as 720h, or 0, got %q", v)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else if v != "0" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d < 0 {
+			return 0, fmt.Errorf("want a number of days such as 30d, a duration such as 720h, or 0, got %q", v)
+		}
+	}
+	if d != 0 && d < store.MinRetention {
+		return 0, fmt.Errorf("%s is shorter than %s, the time Stripe retries a delivery: "+
+			"a retried event would be stored twice", v, store.MinRetention)
+	}
+	return d, nil
 }
 
 func truthy(v string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/stackfordevs/billing/internal/ratelimit"
 	"github.com/stackfordevs/billing/internal/usage"
 	"github.com/stackfordevs/billing/server"
+	"github.com/stackfordevs/billing/store"
 	"github.com/stackfordevs/billing/stripeadapter"
 )
 
@@ -43,6 +45,10 @@ func runServe(ctx context.Context, inv *invocation) error {
 		return err
 	}
 	defer db.Close()
+	if c.EventRetention > 0 {
+		stop := startPruner(ctx, db, c.EventRetention, logger)
+		defer stop()
+	}
 
 	verifier := buyertoken.NewVerifier(buyertoken.Options{Logger: logger})
 	defer verifier.Close()
@@ -158,6 +164,22 @@ func runServe(ctx context.Context, inv *invocation) error {
 		return err
 	}
 	return nil
+}
+
+// startPruner deletes expired webhook payloads in the background until
+// ctx ends or the returned function is called; that function returns once
+// the pruner has stopped, so that the database can be closed after it.
+func startPruner(ctx context.Context, db *store.DB, retention time.Duration, logger *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		db.RunPruner(ctx, store.PrunerConfig{Retention: retention, Logger: logger})
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 func displayAddr(a net.Addr) string {
