@@ -19,9 +19,17 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB the helpers use; tests pass their *testing.T.
+// The package does not import testing, so that the billing binary (its demo
+// and test-event commands) can use it.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
 
 // TestKey is a secret key stripe-mock accepts. stripe-mock accepts any key
 // that starts with sk_test_.
@@ -42,7 +50,7 @@ var (
 // Start runs a stripe-mock on a free loopback port and returns its base URL,
 // such as http://127.0.0.1:41234. The process is stopped when the test ends.
 // Start fails the test when stripe-mock cannot be found, built or started.
-func Start(tb testing.TB) string {
+func Start(tb TB) string {
 	tb.Helper()
 	bin, err := binary()
 	if err != nil {

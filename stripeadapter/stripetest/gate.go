@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -23,7 +22,7 @@ type Gate struct {
 // NewGate starts a closed Gate that holds requests to path and passes every
 // request, once let through, to next. It is opened and stopped when the
 // test ends.
-func NewGate(tb testing.TB, path string, next http.Handler) *Gate {
+func NewGate(tb TB, path string, next http.Handler) *Gate {
 	g := &Gate{path: path, held: make(chan struct{}, 1000), open: make(chan struct{}), hits: map[string]int{}}
 	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
@@ -63,7 +62,7 @@ func (g *Gate) Open() {
 }
 
 // WaitHeld waits until a request is held, failing tb after a minute.
-func (g *Gate) WaitHeld(tb testing.TB) {
+func (g *Gate) WaitHeld(tb TB) {
 	tb.Helper()
 	select {
 	case <-g.held:

@@ -14,11 +14,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/stripe/stripe-go/v76/webhook"
 )
+
+// TB is the part of testing.TB the helpers use; tests pass their *testing.T.
+// The package does not import testing, so that the billing binary (its demo
+// and test-event commands) can use it.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
 
 //go:embed testdata/*.json
 var fixtures embed.FS
@@ -34,7 +42,7 @@ const (
 // SignedPayload signs payload with a webhook secret at time ts, as Stripe
 // does, and returns the body and its Stripe-Signature header. A zero ts
 // means now.
-func SignedPayload(tb testing.TB, payload []byte, secret string, ts time.Time) (body []byte, header string) {
+func SignedPayload(tb TB, payload []byte, secret string, ts time.Time) (body []byte, header string) {
 	tb.Helper()
 	return payload, Signature(payload, secret, ts)
 }
@@ -70,7 +78,7 @@ func EventNames() []string {
 // "data.object.items.data.0.current_period_end". A nil value sets JSON
 // null; missing objects on the way are created. With no set, the fixture is
 // returned byte for byte.
-func Event(tb testing.TB, name string, set map[string]any) []byte {
+func Event(tb TB, name string, set map[string]any) []byte {
 	tb.Helper()
 	b, err := fixtures.ReadFile(path.Join("testdata", name+".json"))
 	if err != nil {
