@@ -27,11 +27,12 @@ check-generated: generate
 	$(GO) mod tidy
 	git diff --exit-code -- gen go.mod go.sum
 
-## check-client-deps: fail when client/ or examples/ import anything outside the standard library
+## check-client-deps: fail when client/ or examples/ import anything outside the standard library, or the binary links package testing
 check-client-deps:
 	@deps=$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./client/... ./examples/... \
 		| grep -v '^github.com/stackfordevs/billing/\(client\|examples\)' || true); \
 	if [ -n "$$deps" ]; then echo "client/ must depend on the standard library only, but imports:"; echo "$$deps"; exit 1; fi
+	@if $(GO) list -deps ./cmd/billing | grep -qx testing; then echo "the billing binary must not link package testing"; exit 1; fi
 
 ## build: compile the service binary into bin/, with its version
 build:
