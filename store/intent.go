@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+
+	"gorm.io/gorm"
+
+	"github.com/stackfordevs/billing"
+)
+
+type intentRow struct {
+	ProjectID      string
+	Environment    string
+	IdempotencyKey string
+	Operation      string
+	Fingerprint    string
+	UserID         string
+	State          string
+	ObjectID       string
+	CreatedAt      int64
+	UpdatedAt      int64
+}
+
+func (r intentRow) intent() billing.Intent {
+	return billing.Intent{
+		ProjectID:      r.ProjectID,
+		Environment:    billing.Environment(r.Environment),
+		IdempotencyKey: r.IdempotencyKey,
+		Operation:      r.Operation,
+		Fingerprint:    r.Fingerprint,
+		UserID:         r.UserID,
+		State:          r.State,
+		ObjectID:       r.ObjectID,
+		CreatedAt:      fromMicros(r.CreatedAt),
+		UpdatedAt:      fromMicros(r.UpdatedAt),
+	}
+}
+
+const intentColumns = `project_id, environment, idempotency_key, operation, fingerprint, user_id, state, object_id, created_at, updated_at`
+
+// BeginIntent records in as pending, before the Stripe call it describes.
+// When an intent with the same project, environment and idempotency key
+// exists, nothing is written and the stored intent is returned with false;
+// otherwise the new one with true. It returns EINVALID without a key or an
+// operation, and EUNAVAILABLE when the database cannot record it (then the
+// Stripe call must not be made).
+func (db *DB) BeginIntent(ctx context.Context, in billing.Intent) (billing.Intent, bool, error) {
+	if in.IdempotencyKey == "" || in.Operation == "" {
+		return billing.Intent{}, false, billing.Errorf(billing.EINVALID, "An intent needs an idempotency key and an operation.")
+	}
+	now := db.nowMicros()
+	var (
+		out     billing.Intent
+		created bool
+	)
+	err := db.transact(ctx, func(tx *gorm.DB) error {
+		res := tx.Exec(`INSERT INTO create_intents (`+intentColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?)
+			ON CONFLICT (idempotency_key, project_id, environment) DO NOTHING`,
+			in.ProjectID, string(in.Environment), in.IdempotencyKey, in.Operation, in.Fingerprint, in.UserID,
+			billing.IntentPending, now, now)
+		if res.Error != nil {
+			return translate(res.Error, "Intent")
+		}
+		created = res.RowsAffected == 1
+		var row intentRow
+		err := scanOne(tx.Raw(`SELECT `+intentColumns+` FROM create_intents
+			WHERE idempotency_key = ? AND project_id = ? AND environment = ?`,
+			in.IdempotencyKey, in.ProjectID, string(in.Environment)), &row, "Intent")
+		out = row.intent()
+		return err
+	})
+	if err != nil {
+		return billing.Intent{}, false, translate(err, "Intent")
+	}
+	return out, created, nil
+}
+
+// CompleteIntent marks an intent completed with the id of the Stripe object
+// its call created. It returns ENOTFOUND for an unknown intent.
+func (db *DB) CompleteIntent(ctx context.Context, projectID string, env billing.Environment, key, objectID string) error {
+	res := db.write.WithContext(ctx).Exec(`UPDATE create_intents SET state = ?, object_id = ?, updated_at = ?
+		WHERE idempotency_key = ? AND project_id = ? AND environment = ?`,
+		billing.IntentCompleted, objectID, db.nowMicros(), key, projectID, string(env))
+	if res.Error != nil {
+		return translate(res.Error, "Intent")
+	}
+	if res.RowsAffected == 0 {
+		return notFound("Intent")
+	}
+	return nil
+}
+
+// AbandonIntent deletes a pending intent whose Stripe call certainly created
+// nothing (Stripe refused the request), so that the key may be used again.
+// A completed intent is kept.
+func (db *DB) AbandonIntent(ctx context.Context, projectID string, env billing.Environment, key string) error {
+	err := db.write.WithContext(ctx).Exec(`DELETE FROM create_intents
+		WHERE idempotency_key = ? AND project_id = ? AND environment = ? AND state = ?`,
+		key, projectID, string(env), billing.IntentPending).Error
+	return translate(err, "Intent")
+}
+
+// FindIntent returns an intent by its key, or ENOTFOUND.
+func (db *DB) FindIntent(ctx context.Context, projectID string, env billing.Environment, key string) (*billing.Intent, error) {
+	var row intentRow
+	err := scanOne(db.reader(ctx).Raw(`SELECT `+intentColumns+` FROM create_intents
+		WHERE idempotency_key = ? AND project_id = ? AND environment = ?`, key, projectID, string(env)), &row, "Intent")
+	if err != nil {
+		return nil, err
+	}
+	in := row.intent()
+	return &in, nil
+}
