@@ -804,7 +804,16 @@ type TooLargeJSONResponse Error
 
 type UnauthorizedJSONResponse Error
 
-type UnavailableJSONResponse Error
+type UnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type UnavailableJSONResponse struct {
+	Body Error
+
+	Headers UnavailableResponseHeaders
+}
+
+type UnsupportedMediaTypeJSONResponse Error
 
 type GetHealthRequestObject struct {
 }
@@ -823,6 +832,20 @@ func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHealth400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetHealth400JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -862,15 +885,32 @@ func (response GetReady200JSONResponse) VisitGetReadyResponse(w http.ResponseWri
 	return err
 }
 
-type GetReady503JSONResponse struct{ UnavailableJSONResponse }
+type GetReady400JSONResponse struct{ BadRequestJSONResponse }
 
-func (response GetReady503JSONResponse) VisitGetReadyResponse(w http.ResponseWriter) error {
+func (response GetReady400JSONResponse) VisitGetReadyResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReady503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetReady503JSONResponse) VisitGetReadyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -894,6 +934,20 @@ func (response AdminRotateProjectSecret200JSONResponse) VisitAdminRotateProjectS
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRotateProjectSecret400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminRotateProjectSecret400JSONResponse) VisitAdminRotateProjectSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -940,6 +994,23 @@ func (response AdminRotateProjectSecret404JSONResponse) VisitAdminRotateProjectS
 	return err
 }
 
+type AdminRotateProjectSecret429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminRotateProjectSecret429JSONResponse) VisitAdminRotateProjectSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminRotateProjectSecret500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AdminRotateProjectSecret500JSONResponse) VisitAdminRotateProjectSecretResponse(w http.ResponseWriter) error {
@@ -950,6 +1021,23 @@ func (response AdminRotateProjectSecret500JSONResponse) VisitAdminRotateProjectS
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRotateProjectSecret503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response AdminRotateProjectSecret503JSONResponse) VisitAdminRotateProjectSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -973,6 +1061,20 @@ func (response AdminSyncProject200JSONResponse) VisitAdminSyncProjectResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminSyncProject400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminSyncProject400JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1019,6 +1121,23 @@ func (response AdminSyncProject404JSONResponse) VisitAdminSyncProjectResponse(w 
 	return err
 }
 
+type AdminSyncProject429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminSyncProject429JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminSyncProject500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AdminSyncProject500JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
@@ -1043,6 +1162,23 @@ func (response AdminSyncProject502JSONResponse) VisitAdminSyncProjectResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminSyncProject503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response AdminSyncProject503JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1139,6 +1275,39 @@ func (response AdminCreateTenant413JSONResponse) VisitAdminCreateTenantResponse(
 	return err
 }
 
+type AdminCreateTenant415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response AdminCreateTenant415JSONResponse) VisitAdminCreateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateTenant429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminCreateTenant429JSONResponse) VisitAdminCreateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminCreateTenant500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AdminCreateTenant500JSONResponse) VisitAdminCreateTenantResponse(w http.ResponseWriter) error {
@@ -1149,6 +1318,23 @@ func (response AdminCreateTenant500JSONResponse) VisitAdminCreateTenantResponse(
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateTenant503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response AdminCreateTenant503JSONResponse) VisitAdminCreateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1246,6 +1432,39 @@ func (response AdminCreateProject413JSONResponse) VisitAdminCreateProjectRespons
 	return err
 }
 
+type AdminCreateProject415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response AdminCreateProject415JSONResponse) VisitAdminCreateProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateProject429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminCreateProject429JSONResponse) VisitAdminCreateProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminCreateProject500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AdminCreateProject500JSONResponse) VisitAdminCreateProjectResponse(w http.ResponseWriter) error {
@@ -1256,6 +1475,23 @@ func (response AdminCreateProject500JSONResponse) VisitAdminCreateProjectRespons
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateProject503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response AdminCreateProject503JSONResponse) VisitAdminCreateProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1324,6 +1560,23 @@ func (response AdminGetUsage403JSONResponse) VisitAdminGetUsageResponse(w http.R
 	return err
 }
 
+type AdminGetUsage429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminGetUsage429JSONResponse) VisitAdminGetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminGetUsage500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AdminGetUsage500JSONResponse) VisitAdminGetUsageResponse(w http.ResponseWriter) error {
@@ -1334,6 +1587,23 @@ func (response AdminGetUsage500JSONResponse) VisitAdminGetUsageResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUsage503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response AdminGetUsage503JSONResponse) VisitAdminGetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1433,6 +1703,23 @@ func (response GetCustomerSubscription500JSONResponse) VisitGetCustomerSubscript
 	return err
 }
 
+type GetCustomerSubscription503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetCustomerSubscription503JSONResponse) VisitGetCustomerSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetAuthSetupRequestObject struct {
 }
 
@@ -1454,6 +1741,20 @@ func (response GetAuthSetup200JSONResponse) VisitGetAuthSetupResponse(w http.Res
 	return err
 }
 
+type GetAuthSetup400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetAuthSetup400JSONResponse) VisitGetAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetAuthSetup401JSONResponse struct{ UnauthorizedJSONResponse }
 
 func (response GetAuthSetup401JSONResponse) VisitGetAuthSetupResponse(w http.ResponseWriter) error {
@@ -1468,6 +1769,23 @@ func (response GetAuthSetup401JSONResponse) VisitGetAuthSetupResponse(w http.Res
 	return err
 }
 
+type GetAuthSetup429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response GetAuthSetup429JSONResponse) VisitGetAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetAuthSetup500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetAuthSetup500JSONResponse) VisitGetAuthSetupResponse(w http.ResponseWriter) error {
@@ -1478,6 +1796,23 @@ func (response GetAuthSetup500JSONResponse) VisitGetAuthSetupResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthSetup503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetAuthSetup503JSONResponse) VisitGetAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1546,6 +1881,39 @@ func (response PutAuthSetup413JSONResponse) VisitPutAuthSetupResponse(w http.Res
 	return err
 }
 
+type PutAuthSetup415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response PutAuthSetup415JSONResponse) VisitPutAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutAuthSetup429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response PutAuthSetup429JSONResponse) VisitPutAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PutAuthSetup500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PutAuthSetup500JSONResponse) VisitPutAuthSetupResponse(w http.ResponseWriter) error {
@@ -1556,6 +1924,23 @@ func (response PutAuthSetup500JSONResponse) VisitPutAuthSetupResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutAuthSetup503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response PutAuthSetup503JSONResponse) VisitPutAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1610,6 +1995,23 @@ func (response GetStripeSetup401JSONResponse) VisitGetStripeSetupResponse(w http
 	return err
 }
 
+type GetStripeSetup429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response GetStripeSetup429JSONResponse) VisitGetStripeSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetStripeSetup500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetStripeSetup500JSONResponse) VisitGetStripeSetupResponse(w http.ResponseWriter) error {
@@ -1620,6 +2022,23 @@ func (response GetStripeSetup500JSONResponse) VisitGetStripeSetupResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStripeSetup503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetStripeSetup503JSONResponse) VisitGetStripeSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1689,6 +2108,39 @@ func (response PutStripeSetup413JSONResponse) VisitPutStripeSetupResponse(w http
 	return err
 }
 
+type PutStripeSetup415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response PutStripeSetup415JSONResponse) VisitPutStripeSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutStripeSetup429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response PutStripeSetup429JSONResponse) VisitPutStripeSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PutStripeSetup500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PutStripeSetup500JSONResponse) VisitPutStripeSetupResponse(w http.ResponseWriter) error {
@@ -1699,6 +2151,23 @@ func (response PutStripeSetup500JSONResponse) VisitPutStripeSetupResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutStripeSetup503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response PutStripeSetup503JSONResponse) VisitPutStripeSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1796,6 +2265,22 @@ func (response CreateCheckoutSession413JSONResponse) VisitCreateCheckoutSessionR
 	return err
 }
 
+type CreateCheckoutSession415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response CreateCheckoutSession415JSONResponse) VisitCreateCheckoutSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCheckoutSession429JSONResponse struct{ RateLimitedJSONResponse }
 
 func (response CreateCheckoutSession429JSONResponse) VisitCreateCheckoutSessionResponse(w http.ResponseWriter) error {
@@ -1837,6 +2322,23 @@ func (response CreateCheckoutSession502JSONResponse) VisitCreateCheckoutSessionR
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCheckoutSession503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response CreateCheckoutSession503JSONResponse) VisitCreateCheckoutSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1979,6 +2481,23 @@ func (response GetCheckoutSession502JSONResponse) VisitGetCheckoutSessionRespons
 	return err
 }
 
+type GetCheckoutSession503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetCheckoutSession503JSONResponse) VisitGetCheckoutSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCheckoutSession504JSONResponse struct{ StripeTimeoutJSONResponse }
 
 func (response GetCheckoutSession504JSONResponse) VisitGetCheckoutSessionResponse(w http.ResponseWriter) error {
@@ -2086,6 +2605,22 @@ func (response CreatePortalSession413JSONResponse) VisitCreatePortalSessionRespo
 	return err
 }
 
+type CreatePortalSession415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response CreatePortalSession415JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreatePortalSession429JSONResponse struct{ RateLimitedJSONResponse }
 
 func (response CreatePortalSession429JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
@@ -2127,6 +2662,23 @@ func (response CreatePortalSession502JSONResponse) VisitCreatePortalSessionRespo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response CreatePortalSession503JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2240,6 +2792,23 @@ func (response ListCustomers500JSONResponse) VisitListCustomersResponse(w http.R
 	return err
 }
 
+type ListCustomers503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response ListCustomers503JSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCustomerRequestObject struct {
 	Params CreateCustomerParams
 	Body   *CreateCustomerJSONRequestBody
@@ -2319,6 +2888,22 @@ func (response CreateCustomer413JSONResponse) VisitCreateCustomerResponse(w http
 	return err
 }
 
+type CreateCustomer415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response CreateCustomer415JSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCustomer429JSONResponse struct{ RateLimitedJSONResponse }
 
 func (response CreateCustomer429JSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
@@ -2360,6 +2945,23 @@ func (response CreateCustomer502JSONResponse) VisitCreateCustomerResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomer503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response CreateCustomer503JSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2502,6 +3104,23 @@ func (response DeleteCustomer502JSONResponse) VisitDeleteCustomerResponse(w http
 	return err
 }
 
+type DeleteCustomer503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response DeleteCustomer503JSONResponse) VisitDeleteCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteCustomer504JSONResponse struct{ StripeTimeoutJSONResponse }
 
 func (response DeleteCustomer504JSONResponse) VisitDeleteCustomerResponse(w http.ResponseWriter) error {
@@ -2640,6 +3259,23 @@ func (response GetCustomer502JSONResponse) VisitGetCustomerResponse(w http.Respo
 	return err
 }
 
+type GetCustomer503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetCustomer503JSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCustomer504JSONResponse struct{ StripeTimeoutJSONResponse }
 
 func (response GetCustomer504JSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
@@ -2748,6 +3384,22 @@ func (response UpdateCustomer413JSONResponse) VisitUpdateCustomerResponse(w http
 	return err
 }
 
+type UpdateCustomer415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response UpdateCustomer415JSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateCustomer429JSONResponse struct{ RateLimitedJSONResponse }
 
 func (response UpdateCustomer429JSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
@@ -2789,6 +3441,23 @@ func (response UpdateCustomer502JSONResponse) VisitUpdateCustomerResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response UpdateCustomer503JSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2900,6 +3569,22 @@ func (response CreatePaymentIntent413JSONResponse) VisitCreatePaymentIntentRespo
 	return err
 }
 
+type CreatePaymentIntent415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response CreatePaymentIntent415JSONResponse) VisitCreatePaymentIntentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreatePaymentIntent429JSONResponse struct{ RateLimitedJSONResponse }
 
 func (response CreatePaymentIntent429JSONResponse) VisitCreatePaymentIntentResponse(w http.ResponseWriter) error {
@@ -2941,6 +3626,23 @@ func (response CreatePaymentIntent502JSONResponse) VisitCreatePaymentIntentRespo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePaymentIntent503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response CreatePaymentIntent503JSONResponse) VisitCreatePaymentIntentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3044,10 +3746,13 @@ type ReceiveStripeWebhook503JSONResponse struct{ UnavailableJSONResponse }
 func (response ReceiveStripeWebhook503JSONResponse) VisitReceiveStripeWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3103,6 +3808,23 @@ func (response GetUsage401JSONResponse) VisitGetUsageResponse(w http.ResponseWri
 	return err
 }
 
+type GetUsage429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response GetUsage429JSONResponse) VisitGetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetUsage500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetUsage500JSONResponse) VisitGetUsageResponse(w http.ResponseWriter) error {
@@ -3113,6 +3835,23 @@ func (response GetUsage500JSONResponse) VisitGetUsageResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUsage503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetUsage503JSONResponse) VisitGetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3194,6 +3933,23 @@ func (response ListWebhookEvents500JSONResponse) VisitListWebhookEventsResponse(
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEvents503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response ListWebhookEvents503JSONResponse) VisitListWebhookEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4117,128 +4873,133 @@ func (sh *strictHandler) ListWebhookEvents(ctx echo.Context, params ListWebhookE
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7D1rd9s2ln8FhzvnJOnSkh9xZuKcPbNOmrZu8zq2c7ozUVaCySsJNQWwAGhFzfq/78GLBElQouNH3Tbz",
-	"YRqLeF7c9724+BwlbJEzClSK6OBzlGOOFyCB679e0gvCGV0AlerPFETCSS4Jo9FB9POcJHPEpkjOAeWc",
-	"/QKJfCDQieQkB4SThBVUCiQZKgSghylMcZFJNJEg5OTRIIojoob5tQC+iuKI4gVEBxF4U8aRSOawwGru",
-	"v3GYRgfRfwyr9Q7NVzH0l3l5GUffcbZor/c7woVE709foBSvYkRokhWCXHhL29tWnwTCM9a5vqka218Y",
-	"fMKLPFOfdrd3n2xt72xt70RxNGV8gWV0EKVYQhRHcpWrNkJyQmd6lUcpLHImgSarn2DVXu87LASkCn4G",
-	"pM/Qksg5KyRiFDTQBfALkqj/SoGIFIgtabnuOeAUeLVwb7otNZ+/hwX+9AroTM6jg939/ThaEOr+3gkt",
-	"/RVZkABG/MCWaIHpCrEzhQz67DnIgtMuaGZ6IH8p9iyig53tWK2LLIqF+mNbr8r+Va6JUAkz4HpRb/Uy",
-	"cLYWad/SbIXknAjkIdozdMbkHC3nQBE+E0DlLWHndySTdrXvDMEcpe+wAnNznacVTZVryVXLcim5GyCK",
-	"Iw6/FoRDGh1IXkAYO3P+yxifJTu7e1HsH/iTx5vP+0RiLgmdHU7V8oOLJaljBRkW0mJAxR3ggrBCoBzP",
-	"oAu2wk4yxnqW6+DnKWsv8hXeQP2SpXjVSfeSbaD6vT5Uf6nOSuSMCtAM9jlOj+HXAoRG1YRRabEW53lG",
-	"EqzWPvxFqA14c36OgHPGTZfU0MEFzkg65nawOFqAEHimvuGFYsQHaFEIic4AYYkyUMBQC9b8vmxkUQmE",
-	"HJM0OoieTneS3XQPHp/tYw3YnhivV6d3Wz+DI7NMZCdBlbRBjKMFEYLQGXLYjKYEslQMIsXSGT8jaQr0",
-	"enCalsP4ELIiiwhEmUQJo1MyK/QCGEcZudAoe6uAOUwSEAKlQAmkaMsJ0cZyGEf2oFHCIQUqCc4MfI6o",
-	"BK6YX7XhtTC65npPgF8ARxq8aAu9YFTiRCJR5DnjEpGp4bE5cEGENEt8w+R3rKDp9U6QMjme6mH8E3xR",
-	"CMkWwDXE9OdbP7JjEKzgCVRToocChCCMxijHK8XvEdHbjFFi1xcjkMngkYbHMZagBSmkt39gp4wZ0Wxh",
-	"Ip4pycxXSDNbzaQnx+qHLc3jJ0hAwqgivthqEppfeU3aHPbEdFFSf4mJllvVqlsC28gVheZ3hbOGpqaY",
-	"ZIaWElZkqT6+M0AccDKHVJ+MaXlKFsAKeWcLS4lZDKZiCYrSkSQL0As6ZewV5jO4AzyZQ8mdz1i6UkyR",
-	"KVLfQa/Jc72Y9xQXcs44+Q2uScuFP5JPzk5OWB2nzu1uma5fWynkMVu1SjW92Rl6ePjuCJ3DSgut54C5",
-	"IiB2DvSRg88FJhk+y+7ovJwZkGCq8Ef9qbjSEj1MscRnWAAqqMZvtaZHjvIzLIEPPJBpCj8s5PwEZJFr",
-	"a5CzHLgkRlnBRUqAJuCRs1Ns4qgSU97nM8YywFR9n4vd/SdjAQmHgFr+GotzSA8QM+q5VSKnrOAomWOO",
-	"E6UjDNoKVRwRIQrDjFqfflmei3HBs+DHBcg502sFqmyKD7p5ZBcafQxMVeRKq0vHWG+gpuptKVINWnmV",
-	"av7Bh1E1vtGU1fgl6D2VsPsEPJ14f2c3sNwmxJsdPCV6b3ctZDdO5UO6hEvBSd3S2N1+/A+lcUqlqkQH",
-	"0f/OpczFPw+GwyDkWvB5MYfknBXyxEjZAHi0EjuWTOL6UgiVTx4rXb7ILF0aO6kplOIoKThXJrLq3tHa",
-	"w3kr1a/UeAwLTLJeXUhaNzUSMZaK75VmXBurNWOtcNrqIUoSF2cVwcWR0CQewnILb2+QxMJ9YNWbYDc7",
-	"05iU3G7j9lwXIbEsRJsp5JikMSqo+q9itZSNXRdHVYPuQ63m6Rqf5UBjpLhtBhLUDPAp7z+qD9A+27X0",
-	"0XSiAQelMQmgqeZ8Z8UK+DOkhkOMJs7ToyGvpPGXrbfBiYiSt/akLdaUcAqxphccsIQGAXazqSxjy3HO",
-	"2YKpbY6VuBdhsZBgmkDmeEeF6po1HAyHK1ZwnOeDhC2Gpq1vZV+LxdSJvSlWOcBWBmocdHTyFqktPKss",
-	"07OVM9EIRZqWkAKiOohqD4VIo9piPuCt3w63/v3x897l36IN/KRhH1IEn4iQSjFxrYxzRVlZlZ/I4xWF",
-	"GO/s7j3ef/L3fzzdbkBpow8lxK5qY+tv/21/UqfjH4vpEm+WGxmhMCYSFgHqPHawJrQ0pzBNkU93JdDL",
-	"MdYpUa8IhSMJC80o8acj08e5Ft2f5TIx53hlVQWsNKlN47927TxGXN/TxG5koj0LGDFqNAe3wRhN/O25",
-	"ZhwUpqqz97+qxgrzJpp94AtAuASU0W40Rny5JBCF9kr0I07b+AapU3KCs3EOnLB0nOJVAEdOmrigFciB",
-	"vwgn+ktX8t/3NruSfVbpmKMHjG4O+c5A+UgLwW7+aJxtbSrXv2vLbw7IcacHAi0IZRwVlNSJfPfp06fr",
-	"tvrU/m/9fut88HdlX1fkUbVJ/KW/K3gyV3bPlLMF+hcr+GGe18ff2VZ0HzILrkzrHBIgubxFTtlAydJZ",
-	"Wx7cGoxkXOJsk8T2j+7mZIiJ/fTjHzZeeGP8o2l6uQ3WVhUEmweKBpA0QNM2er+n5JPvMGtRZJvkGqi7",
-	"UXm8htHQPMS1OI/TlJgw2rva3tvcuQk3EyfpscCAgeFAHjQs5oz2GXi9huu2uO7EX5EQaTjI9FIxSuS5",
-	"bKsRcyzGC8YhrAi3oZKp5XzctM9yi3qd3izrdtrJB7o5KocFKRbIo6PNzPQ2VccvYdQORavl/MjmFH3L",
-	"oMnbnqxDxKr7f3Zxx8fbvTwa34Ky5NJulpOaBmGUIWmQMq9EX2upxs0eQqVWlN2G7SNp4o8NBcCZS14A",
-	"3ddObaeMXECQCbRj6G0dIzCF0oynuj06W11pPueprh9H6cDe6Kt9ztJVC7qmexCaZZ+21AlaEodISMUM",
-	"0QInc0JhiwNO9Q+Js0PtVtuh4Ybb3Y+J+tG1hNFpRhI/KCwZG2c6EBFHHEsYZzZ+FWvZxinOxmaTZiii",
-	"6EQdhG4i9PmUDazbelx4/vKykbTBl49B0rdxgjZQ5sUC0woW3ucYCTw1npY5WwZdyTYW/nlNSERHpBGW",
-	"SGN7bFJGpPbhEKHMueDAfrxizegPBPqfLcuat47S4FAWPGGkMATwQOcB2disamiXacmDw7TQeUXVxIMe",
-	"nmttBDnI17YUwucfAGcmraWOzJUrrmKi7Hzj9Gs8U6VR35or5ySBNXxCf0ckrftN9K/X0np/LTCVRNat",
-	"qZ3NdtqVrFKzOW+yEGxe91DsfEEbFOINVTdXJLS/jUwDEwbDNEUXOCtADNBEAsVUIcZE/z6x5p35gSuc",
-	"0wGqOtg/R4UAbgJ6+l87u3vWTeMvd387sMs3eAGdCo0T+TUrYntzBpEPaz1GCL41a3+dmd/DIEgyon3h",
-	"HQGy78kFGHO5zAdELw1vDcfFfJt+g7N+3DQZcrLBYsiLs4wIHU4cn8NqbfraA4G85gphtFermYPXwe3a",
-	"7MKejChjATaSt5GF1QAcgkE5X3uDwdP3Lev26fd09zvdbDMP7jJYbSbhiypGHkDFnLiDah9mSaDBzwZg",
-	"4WM+mStJw2gCz5CQTElBqeWsccK1jUbHGwIzNXZbNa2tMC63UltZCC42ueQimAdaaYvqu01XjBEu85fV",
-	"AQlkHG51WHbAyfzwuY+CrZt0L7kj/L4pwg51jbx3wnQcZVjIsQbEutj25nhemysEVKEpyGQ+thnCgQRd",
-	"mzqsmK6Os+h1CSs6tGpnvHoGVh6aeaBYh7O9Uw0qlvPNN998s/y0+i26kaSAOFrC2Zyx81vIhnAjB5mP",
-	"ZspYzk1a9owIZRdhoWewHRHQNGfEOKFLdTLFYn7GME83M6l6grSHsvW1bUD+TnG+UfDk5yZEbmQMCBmj",
-	"/Hys7LxxLZtzjU73j7gn2lqLd4ozAe3swBaqKkzmq3r8SmlIpUMcU8uNFO6L2ES7NFddzrG0o4yowCuh",
-	"03sIFVLNYZOsdd8HAiUsXx3oOwJ23gRnGcqBI1Ekc9PMDK56LYi2E4gYUaoWiM5gTmjqyAud4AVsGd8m",
-	"UqegCRFnS7UIS4+DEb0yFQp7TkPePjBhD0x9u/bJbaI1RRQl0gsyozrMphsru0lAMh4MQvNusFiqvffT",
-	"Jk4a6QQN3q9D34fynY6GvaQdIsAoffVWtUz1/a2d3a297dPdvYP9pwf7T//dzFnv5FlNHVEUZ2vyUPIM",
-	"025lvO1WfKfaf7EermY76rCtG8aeIxafCh8INNV3g4iERcgazM0qN2io1t+CE0kuNAg5wZlqpnRNIcdp",
-	"EfY1GZPeP/+jAKzXK+RGWzrq0EzUQiw2fIlkD6owbsIS+p723ELDjk3GAby2uLOJRI7tLYqAi6FBSDjL",
-	"3k6jgw/rNaIa+V1+7ISJW02T3P3uwbWvaHIMQguMruCbCOVJxwYHO7+xtLACqf3VX1WwSUeQTETeyOUC",
-	"muOFtnmq0aK9xSb3kEDXcI82nzhMFoCOaBL1Qs5ORvFe4Bm8cFZ5U73ub6yneNUiptBGnGBpML23J6do",
-	"eLEzNEQx9MEeGOJLtfpNdp2m1nGSYVHjX7ufPkVxtKf//7H+//1PnzZHDmo2Wl0LLKHQmNTAMbaQ7zyv",
-	"GwjLeed+PwNzPxst5TA5D+y0MFnj0KG8aJVxjlN0BkCRTka4UKYTTBmHZ4gyOVc6zRILpBPQIUV4hgkN",
-	"m06ufxgYAXFnhoziiMwoM5q+uWKxGUTlXGtAUtrvbYfGBXDnemm7v6pYfT/9pgztNB02q0q5rt8YsTsf",
-	"9NGW4EJukOAOFlcyJK95HJXToh2gHfjMfmCt3H7sVzfx1QF7FvVNbjrzGyD7GgrdR8I3RlLBiVydqDWb",
-	"PR6mC0JP2bm57NimeAUPLBl/IMy1E/Rw8vzo1aujN9+PD799ffRmfPr2p5dvzBV7DQq9MX1PpTrAuZS5",
-	"vnSQk596enATZC++dN4x/7SFc7JljB4HbDP+ZRw9L1bAy22Z9Xzn0PzHn0+jOOivWCnmBTRFhYByyzG6",
-	"AE6mipctiZw3ShDoFOotAxsBUhI6E72AUV7KXgsPPds5rNAZZIzO1JLWQMR22iJpCCgn2k7scQLGoNwA",
-	"fdOo6wBOPSOhPZXR6JGcY4nYkgofpmumNN2Cu1PoTeiUuVtQ2FCT7fqcZMo6QicmDBzZBPkyOezMfB8I",
-	"iZPzKeMpXAidLRK8PJtLl/tqwlG8oDUbT22Hs2I2RytWcB0grReqGIzoiL7UHho7s/GbaF+MLq4QSC/Q",
-	"uDf5p/fTf0kQ8v8ycgGTEW3VvEAWwUqPg3Ap5RraxsNX+vGRvXg5opOSsCYxmvjnbP4uD8HG3Hysmzyr",
-	"rhWMaDUxzgSrza5bPBBocmizA/RFtQN3w21UbG/vJT/+fKr/AZMB0kkLAok55jCijGrYQMZyOECTzyMj",
-	"UkfRAfo80gHkURSjkYshmz+qMPIourycGE9SRhKwpp3FlcMcJ3PY2h1st9BkuVwOsP48YHw2tH3F8NXR",
-	"i5dvTl7qPor1E5kFsE5xtCiOSk0i2hlsmw4sB4pzEh1Ee4PtwZ7JhJ1r/jyc6+j2b+rfs5BPaXd7Gy3n",
-	"JANHQ/pyNxGoyBUlGf5t7fzoe5A2Wt6oDbC7vX1j9wftDB0XCBsrvIyjfTN3aMhyjcP6nXNfmEUHHz4q",
-	"c3GxwHwVHUSvyAVQkx0u8UwoKWlX9FF1G3LA6WoTPE2mBSrvNJp7siJG+9t7iMk58CUREATwsRr/94Gv",
-	"ntpE/PgFWODubQauf4t0HWjV+GQdbC92hlgpFEPLEsTwc1k65HLImVQKZuUdzZkInMCREAUIhBGFpSeK",
-	"DGthWardzUKyXKAl4+eKwpQYoUngPLR6c6zntezwpIrJVtWHOhw2VZNhvYTK5cdbPN9AjLWblqzE9i4t",
-	"V0pKHX4aHR5v7/RChypnS3fqgUNV0Qzd4/HmHmWNhhvhAXVV9sPHyzrmahRAOKjkeNisx+iFzGJFk24c",
-	"fodnUKkBwaJVpScmRs7/FRvXsWjdPRIj+tBGdLShE9v4To5n8Ei3LnIBXGpFaoEKmto6Cybi8kAgpdPo",
-	"JBpeZGBEX4BSTlY0seh3XQqJN3aouZBuk6A8f2iAkFqFpJagw784/dNRjOq1u7mXXylD93nct48rY3El",
-	"2nyudG6SZTXqtKFCL6S5iUqNXip8mgxguLmoYl3HZWqhy4btX17CKYvOV9y7FoSfQXZZN+clL+CyRQc7",
-	"N0YHdtcdwkRJCwNDi/c98MsrKXWHpLLTo0dZxeQOhIvBKYQt+Hoi6vCzi2tdlhKmW6CYOURFI5rrK1PR",
-	"r1eCTIkOJ9iUki102pTOgFujItn7W12s/wst+HoROS+M16eGXC1sc6Uach+vT9evV+gwz/8QVN1fXVQU",
-	"HlQZ7zvBX1U23l8OkZcUtpZFFO7OgTVRAxT7Pcj3Nj/+anqaLljaQz07ZX1ahQphqm5dlTCbLKJR+bAW",
-	"2QvWZFTkHyT4W1Ieq7BgB1WZ0rP3nIRuG8G/B+lMkpLBFBY9OzDd2T/DZhJF0C1zrC/Siloas2JiJvuj",
-	"nuj2cGLyYiYxmrjEmAliHE1cboz1UzIKI1qay5kSsBKZIgA6CuDduMFcCdYL4Dh7ZLRS3YUlOLO6aowY",
-	"H9HJ51EtdWEUHejyKpeTgfYD2iACKyTCxulb5tiHrLLvQboLeyf1UgpXI/r15HlaB6q+FxmjBZbJHFKU",
-	"YAFbhAqggiiwZqsu6nVjvLQXK/uI+UJc/YKmX03qpriBpwM0ETKQEGfzMNs5cF2Jb/q2SS2PzaWtWdjV",
-	"stO8PLNWWpiLw1bJX+GkrkAmVxmTif719v3x+PTlm8M3p+Ojb69Qyi6YF9VVK65WQIRxTQj3XdfYfbq5",
-	"h19N86aYqw2NfvhYiwyqP72wnfqziqyFmDD2CbnGFcsQuePHJ/UMK8eXdY2WoYJjpwLyPciqdN8tyt5q",
-	"ks5qhCbg+gxhin442d1/4qwfZfYIk9SujKRwUvuXotV9OvDuaLSJWts6kg5S/vmbYjz6MkVA4uoQuomA",
-	"m0TsMgquM3qEwrUff/7pBL0/foUeHmvgM45eqn88Uv+qjmSOOaQjao/mYVkUem/XO45HzxB8wonMVtrB",
-	"b3JnFwM0MbUBbbTRVSWcmIumalAZm3LTWl5peOhFPxC6a9VvEhKw74oGKn+h3VhVS4xsSDeqqhqWAUSF",
-	"RgO/Eknk1zPsbjZYQpZtnVO2pEPVfqBX0Jtpt4o99jJR75KOJeOQlkiqdA9xDundyorfxWi8AS7wwl18",
-	"6aT+ANHXmL1RINaxe/+y2LV0z1v183uLDCDaz3MsTVHDWs11nXHnv89g2JTxnJXXoghfJ0PuBkPvr9ix",
-	"IS19Qfuhod1H/SXNiaJ+Y9qVFyKdCzNuXehV7NzdIKvfodHHqW06/64vOlVWnVnaxF0FUqYh9/7trnJN",
-	"HqEZs2oDtak0sb4OpEcY0fKTTrtRNp1BFiUggSZ8lUvQRRu4mlWt1dx0MoWgIO2QQTdLX18ow1oX3sob",
-	"bvs7P+CzJIXpbE5+Oc8WlOX1O7HVJatw0+bNqMjcdmq17G+HtC/w3bFQ28Btvoq1a3IZzRW6+cwamWZv",
-	"OtgCskPh3ZrfEFux47vas8heuC/lhBaw1XVh/ZNXk93FX3SnEX2IaRrroq3N0pFx617YIyWZJJ7N/CxT",
-	"Y7DHfshnRAsBHJFUPEMTW2aAwxS4Uj513Qsiahl2tnmI7wQL7V7btbSheeMlqmsxLL+g7/oqvs0Ks121",
-	"wfwisR/Ksi6hQi1V5ZUdtQdTg7VW+dQraLq2imlvnre2MPIdc78m1qwJOVl6GKBjSAl3Oc1n1rxEk4Jn",
-	"k798BOqu/E6/YwqIJxP89PxrmT4urtbk2J50cJ82CojhZ5Je9gpAGFcaYlOEy2rpfnQL2VsoVfEZje0D",
-	"dEh17mgl0UZUO0rMr45lewXYH28/7goLbGLbbWJsiTVTjyoQqid9g/StVwKu+Hra/TEeezI0ezbqlDQS",
-	"/OkY11c+9MWe9yZ9lUjSixtZhWQr16WeNmutb3OgoqqbUlb2MP1tNfeuAtgmcae6U1SJ5MGIHtKVyXGv",
-	"unezokDl5z+UClmWQ20XL/ZLSq+tI31FDS5YJvuO9bf6gXXllxtU+qrAfVXgbl2Bc5zmXQ3nPM5pPnTy",
-	"TdGpub0iQifGV9zPY5ciVjaKKbfKTXXSOn9TvV/4tSpuk7OZt457NKw/ktuRcFXu0XkUiM3tQA+bOR3d",
-	"T2TbFIyg8he2oTe9L3CrWpxfXj309qm+MqGkYQmcrwkJt+bCU6eAahVHnBZU/qaDAv28cmW1AHQkBXI1",
-	"2Zt+s3U1YZ+NqJwzAUguma0m6xWJ1c0XeOVqLui3ubvdZlVx+j+MstO4o9Qus7/BO+bXwQ/X0LVcwyt1",
-	"byvZ18rX99eXGm8I3LWTq3xhodu7VdVU/XNdmvhr6TPX1l88IgoxuQ6dpXQ5mdcP2qF382jDzfCa25S7",
-	"zcclunKlnZa3xALZFx++elD+ioRjEGYz4cSdKSn3nyj6UsNXCvgrUkA9W7dbOd7k1W9oxzfh1L/WU2xq",
-	"l8E0n/e6rpeJoMzIBVDzwol4Zv+LMphKpG9GcEAFTeaYzkzNszrxm4H++Aq42UfqvxxTndaPmIJWof8s",
-	"yrIt6/bn5XpfNezbYJOGSK6qYds8jGH1QnhPJ0PtmRXjUcCFZAssSdJ48VYM0Gv9hmrjiRTvSpnL+itT",
-	"dUz+m/NM1PPtJmvCK7XHX/5ADM89S2Nej63eibEPvjYcEh0vqTbePA17J64agwk9nnvXMZjaqa67tG3x",
-	"zmDzV8b5NdRyHVeFRTtUcpMywmKLGra4qc3e9esfdbPU2iMH749feSUr3EMgAhHqlzms3vxAh4WcA5Uk",
-	"IXJlUxlHdGLabZ2QGcWy4DCx5QpjpJN4vDtJ9XzRQH64HrCWH36IyqrHKIWM6GvMRMmE3e1tRNkWy0Oc",
-	"+djUlzVLs9Vf+2Th+IU97XszJg7vl/asa+4l2Hsq8Dn/5QtLZ8TXvElcpiMId1TuEYQcrzKG087qns0j",
-	"7rr//3j76ZMbKPlxlRxvW9P3boWDV6W7QzKYMtFEuDTzh8z41XCmSxw++nI5cR/Lbdx4KUNNvZXiVz5K",
-	"dFFnivYcPKbYLM7R0ChxlglTFAJS/RKOx2zikjPGLolQl6fX+uD70xcoxatgUcl7W+rjr1Z64/7ewWqW",
-	"2zAoU2KtxW8xNDJnY7aEP3RZ599/x66RORGX1xYId0VeteiVWEI4rcIvmX5vUys+3j6Pr0rQr81YMFC/",
-	"W+3/j558UGJujb2LDv5+aR6K7tbdlIqJaQK6wK7Cbp1Tk7KkcM+KmmTBocYbO0VYR2pliwp3fVG/wFBW",
-	"GI8bpcV1aVCsttT0RlS6VJlk2lbQ6sq/qKWJliO+PzLEHHj71VUrcabCOhUQsumWfXi7mZ7qD2XyuroG",
-	"8rKYnCZZlZBy+y39QIFR2jUwwvV7vPHqlTE6V1bHqQrX3G2x9kJLZOscs3zjuLOSQycU7FXEeLNGYvvG",
-	"YdVET28VETu0kSWBwkGmlKHu4WoYxuX+3dsR3kCmBlR7IFe029TTd2WmzVt8DKfoDGeK7riPg64O9sfL",
-	"/w8AAP//",
+	"7H39c9s2FuC/guHtTJweLfkjzm6cudlz0rR1m6+xnentRjkJJp8k1BTAAqAVNef//QZfJEiCEm3HadJ6",
+	"f9jGIj4f3nt43/gUJWyRMwpUiujwU5Rjjhcggeu/XtBLwhldAJXqzxREwkkuCaPRYfTrnCRzxKZIzgHl",
+	"nP0GiXwg0KnkJAeEk4QVVAokGSoEoK0UprjIJJpIEHLycBDFEVHD/F4AX0VxRPECosMIvCnjSCRzWGA1",
+	"9z84TKPD6H8Mq/UOzVcx9Jd5dRVHP3C2aK/3B8KFRO/OnqMUr2JEaJIVglx6S9vfUZ8EwjPWub6pGttf",
+	"GHzEizxTn/Z29h5v7+xu7+xGcTRlfIFldBilWEIUR3KVqzZCckJnepXHKSxyJoEmq19g1V7vWywEpAp+",
+	"BqRP0ZLIOSskYhQ00AXwS5Ko/0qBiBSILWm57jngFHi1cG+6bTWfv4cF/vgS6EzOo8O9g4M4WhDq/t4N",
+	"Lf0lWZAARvzElmiB6Qqxc4UM+uw5yILTLmhmeiB/KfYsosPdnVitiyyKhfpjR6/K/lWuiVAJM+B6UW/0",
+	"MnC2Fmnf0GyF5JwI5CHaU3TO5Bwt50ARPhdA5R1h5w8kk3a1bw3BHKdvsQJzc51nFU2Va8lVy3IpuRsg",
+	"iiMOvxeEQxodSl5AGDtz/tsYnye7e/tR7B/440ebz/tUYi4JnR1N1fKDiyWpYwUZFtJiQMUd4JKwQqAc",
+	"z6ALtsJOMsZ6ltvg5xlrL/Il3kD9kqV41Un3km2g+v0+VH+lzkrkjArQDPYZTk/g9wKERtWEUWmxFud5",
+	"RhKs1j78TagNeHN+ioBzxk2X1NDBJc5IOuZ2sDhagBB4pr7hhWLEh2hRCInOAWGJMlDAUAvW/L5sZFEJ",
+	"hByTNDqMnkx3k710Hx6dH2AN2J4Yr1end1s/g2OzTGQnQdVtE6MFEYLQGXK4jKYEslTEiHGE0QIW58DV",
+	"v/W5VD0Vfo0oy4FrYKGUgUCUSZTClFBAW+r8BMIc0ALLZA4pgo84kdnq4QBN9DATZNooTNWTKhBpnBiM",
+	"aKTuE8bPSZoCvd0hTcth/OOx9yUxq04YnZJZoffPOMrIpaaXOz2VoyQBIVAKlECKtt0N3lgO48hiGUo4",
+	"pEAlwZkYKPgcUwlccd5qw2thdMv1ngK/BI40eNE2es6oxIlEoshzxiUiU8Pgc+CCCGmW+JrJH1hB09ud",
+	"IGVyPNXD+Cf4vBCSLYBriOnPd35kJyBYwROopkRbAoQgjMYoxyt12SCitxmjxK4vRiCTwUMNjxMsQd/i",
+	"kN79gZ0xZuQCCxNx2JAZ56zg2QqdF+kMpEb85hWt6EPkejvua5IRoHJEcZpyhb9TTDIjL+FCzhV+JlgC",
+	"kowhNpVAB+gEJF8hfb3oBUz0D9v6VpsgAQmjqVA0H1vpSfNor1H7Vjk1ndSsS0z0XV0BqyWkmLtUUdeX",
+	"IhVDyhY0jKOEFVmqseYcEAesGKJGCNPyjCyAFfKLLSwlZjGYiiUoBoMkWYBe0BljLzGfwRdAzzmUN9I5",
+	"S1cK15jiMLvoFXmmF/OOKpxinPwBt2QhhT+Sz0Xc3Wipos5k75idvLJ3r8fjPRpS1+rW0dtjdAErodo8",
+	"A8wVCbELoA8dfC4xyfB59oXOy6k+CaYKf9Sfihku0VaKJT7HAlBBNX6rNT18qvSQHrR/p5T/jtorCtJX",
+	"kBJ8phv9GditQPbz6ZvXaGvy3Ey+rRYzKWXESXMhSmGvEE1D56iQ81OQRa7tBlyJYJIYsRYXKQGagAcK",
+	"JwLHUSVTeJ/PGcsAa2lrLvYOHo8FJBwCCtwrLC4gPUTMKHJW3ZiygqNkjjlOlDQ5aIvecUSEKMxBtj79",
+	"trwQ44JnwY8LkHOm1wpUaZ/vdfPILjT6EJiqyJX8n46x3kBNKdhWDC5oD6iUuPc+jKrxjU6lxi9B7ykP",
+	"OE2JUYDfemcxxZmAeM3xeKrVwe5eYC/N42h28HSx/b21YN84lX8MJdAKTuoK697Oo38pxUUqoTM6jP7v",
+	"XMpc/PtwOAyCtQW853NILlghT428FMBerQuNJZO4vhRC5eNHSiUsMsvqjLrdpPY4SgrOgSbaqtPR2iMI",
+	"K59dq/EYFphkvbqQtK6xJmIs1VVSWgPaKK/vqgrhrUSpWFxxXlFjHAlN/yESsPD2Bkks3AdWUA12szON",
+	"SckSN27PdRESy0K0OUaOSRqjgqr/qtuLsrHr4khu0H2o1Txd47McaIwUS85AgpoBPub9R/UB2me7lj6a",
+	"tljgStRFAmiq2eJ5sQL+FKnhEKOJMxhqyKsr4GbrbbApokQYe9IWa0o4hfjWcw5YQoMAb8jDsowtxzln",
+	"C6Z6jJV4JcIXSoJpApljLBUdaL5xOByuWMFxng8Sthiatr4l51b8p84JmhczB9jOQI2Djk/fILWFp5X9",
+	"43zlNHFCkSY0pCCsTqnaQyHSqLaY93j7j6Pt/374tH/1j2gDs2mYASiCj0RIJQi6VsaAp5TpyhbpMZJC",
+	"jHf39h8dPP7nv57sNKC00U4X4mW1sfW3/21/UqfjH4vpEm++VDJCYUwkLAKke+JgTWipNWOaIp8oS6CX",
+	"Y6wTw14SCscSFpqL4o/Hpo8zX7s/y2VizvHKChlYSa6bxn/l2nlcur6nid3IROvRGDFqZA63wRhN/O25",
+	"ZhwUpqqz97+qxgrzJpq34EtAuASUkYs0Rtz8mhCFNj71I07b+DNSp+QEZ+McOGHpOMWrAI6cNnFBi54D",
+	"fxFOLijdFf/c3+yu8Pmo45weMLrZ51sD5WN9Q96QeRprb5sF6N+1Gj4H5FjXA4EWhDKOCkrqHGDvyZMn",
+	"6+DwxP5vPTDqTPJP5W3XZGC1Sfylvy14MldK6JSzBfoPK/hRntfH391RTCGkbVybEXBIgOTyDtloA19L",
+	"b0F5cGvQlXGJs1vd9f65fr7bx3gm+3Ee683+bJynqe65DdZWFYSpB4oGkDS00zbuv6Pko2/gaJFrmx4b",
+	"eL1RJr2FLtI8xLUEEcaZgM7egpvx4vVYYEBvcSAP6itzRvsMvF5wdltcd+IviaGb+qk7yPQSTkrkuWoL",
+	"IHMsxgvGISxCt6GSqeV82LTPcot6nd4s63Z6MybRzYs5LEixQB6RbWbDdymR3oTFO/ytlvMzm1P0PYMm",
+	"43u8Dkur7v+zi3U+2ullRfkelPaYdvOj1DQI4xNJg2R7LeJbS1Ju9hCetQJEbMRJJI3rvCE6OC3M80b5",
+	"Qq/tlJFLCHKIdvhHWzoJTKEE7qluj85X15rPORzqx1H6ITYakZ+xdNWCrukehGbZp30lBRWUIySk4pRo",
+	"gZM5obDNAaf6h8Spt3ar7aiGhvfE96jXfbNKNRmrn7SdQDdOGJ1mJPGDHCRj40w7mWJ1n5u/GZ3pmUpj",
+	"/XgBKcFjvfM44ljCOLOu01jfmpzibGwgZNZBFJGpU9RNhD7csoF1XYwLz2dSNpLWAfchyDesr6gN0Xmx",
+	"wLQCpPc5RgJPjWlozpZBw7iNAfm0xnFQD4uITaiU1EYnIpSKGRzY91mtGf2BQP9n2zL97eM0OJQFTxij",
+	"DPU80PFvNixANbTLtLTFYVroeLpq4kEPO7xWzBzka1sKEcNPgDMTzlWnhMp2WHFgdrFx+jWmtNLQcL1b",
+	"MuckgTUcSH9HJK0bevSvtxK2fy8wlUTWNbzdzbrjtdRoszlvshDgXvWQJ/0rPCgeNCTsXNHXwQ4yDYyf",
+	"FNMUXeKsADFAEwkUU4U1E/37xKqc5geuEFJ7MOtg/xQVArjx+Op/7e7tW7uSv9yDncAuX+MF3EyOcpJG",
+	"TbPZ2Rxz5x+EHiME/JrtosvzEvS5BIwGOv6j01H4I7kEo9+XEbToheHKYf+gb4TY4JcYN9WYnGzQYvLi",
+	"PCNCO6PHF7BaG/D5QCCvucKmYEhMB59sMxp7MqJ0e1iP5kbmVwNwCAblfO0NBk/fNwW0T7+nZ8OJhJu5",
+	"d5cSbWNvn1cRFgFUzIk7qPZhltQb/GwAFj7m07m6oxhN4CkSkqn7U+ob2pgU24qsYxyBmRq7rZrWVhiX",
+	"W6mtLAQXG5p0GYycroRU9d0G+MYIlxH/6oAEMhbCOiw74CRt/EMPuV436V5yRxjCpkgDqCsCvVMM4ijD",
+	"Qo41INb5+De7LttcISBETUEm87GNqQ+EtNtge8V0tddIr0vYe0ULhcYMaWDloZkHinU42zvkomI53333",
+	"3XfLj6s/os8SHBFHSzifM3ZxB1EhbuQg89FMGcu5SWSYEaHUMWwihW1HBDTNGTFW81IQTbGYnzPM081M",
+	"qp5S4KFsfW0bkP9md/3GWym/MKEC5gICIWOUX4yV7jmuxSevkQb/FffEaauF24U2HXUtPFZozld1V52S",
+	"rUrzPqaWVeno7tg49jTLXc6xtKOMqMAroSPHCBVSzWFzFnTfBwIlLF8d6pQbO2+CswzlwJEokrlpZgZX",
+	"vRZEqx9EjChVC0TnMCc0dbSHTvECto0xFqlT0FSKs6VahCVWE4B6PRIV9pyGvH1gwh6Y+nbrk9tEiIpi",
+	"SooQZEa1R1E3VuqYgGQ8GITm3aAIVXvvJ2qcNsIqGheD9vIfybfa8feCdtwPRiKst6olfhxs7+5t7++c",
+	"7e0fHjw5PHjy32YKSCdDawqQojhfE4+TZziwi7ZN0Jk636r2NxbS1WzHHSp7Q010xOJT4QOBpjrVjkhY",
+	"hPTI3Kxyg/hqbUA4keRSg5ATnBFtm8nV7ZsWYfuXsRT4538cgPV6ad2IUscdYotaiMWGm1z7QfnGTVhC",
+	"3xOtW2jYsck4gNcWdzaRyIlNSgpYLhqEhLPszTQ6fL9eXKqR39WHTpi41TTJ3e8eXPuKJicg9IXxqcNb",
+	"KEKBuLHBwc5vLC3shdT+6q8q2KTDqycib+RyAc3xQts802jR3mKTe0iga7hHm08cJQtAxzSJeiFnJ6N4",
+	"J/AMnjuVvSl799fkU7xqEVNoI+5iaTC9N6dnaHi5OzREMfTBHhjipiL/JqVPU+s4ybCo8a+9jx+jONrX",
+	"//9I///Bx4+bvRk1Ba4uIpZQaExq4BhbyHee12fwI3rn/nV6En81UspRchHYaWEi26FDeNEi4xyn6ByA",
+	"Ih1acan0KpgyDk8RZXKuZJolFkgHyUOK8AwTGtarXP8wMALXnRkyiiMyo8yoASZ7ZzOIyrnWgKRU7tvW",
+	"jkvgzi7Tto1VwQX95JvS3dS05qwq4bqejGR3PugjLcGl3HCDO1hcS8u85XFUFo2203jgM/uBVYH7sV/r",
+	"d6rEAXsW9U1uOvPPQPY1FPoaCd8oSQUncnWq1mz2eJQuCD1jFyZ9t03xJneY8QfCZDShrcmz45cvj1//",
+	"OD76/tXx6/HZm19evDYVKzQo9MZ0ClR1gHMpc52ZkZNfepp3E2RzqjpLNnzcxjnZNkqPA7YZ/yqOnhUr",
+	"4OW2zHp+cGj+869nURw0ZqwU8wKaokJAueUYXQInU8XLlkTOG9mZOpR828BGgJSEzkQvYJQ1DtbCQ892",
+	"ASt0DhmjM7WkNRCxnbZJGgLKqdYTe5yAUSg3QN806jqAM09JaE9lJHok51gitqTCh+maKU234O4UehM6",
+	"ZS5lDBtqsl2fkUxpR+jUeJcjmyhQRrOdm+8DIXFyMWU8hUuhI1iC6eC5dGG+xpHFC1rT8dR2OCtmc7Ri",
+	"Bdd+13rdl8GIjugLbaGxMxu7icm0J1KEQh407k3+7f30vyQI+f8ycgmTEW2VkEEWwUqLg3DR8yaXX5v/",
+	"SiM/spl9IzopCWsSo4l/zubv8hCst87HusnTKr1iRKuJcSZYbXbd4oFAkyMbsaCT6Q5d8uSo2NnZT37+",
+	"9Uz/AyYDpAMpBBJzzGFEGdWwgYzlcIgmn0bmSh1Fh+jTSPulR1GMRs41bf6ovNOj6OpqYixJGUnAqnYW",
+	"V45ynMxhe2+w00KT5XI5wPrzgPHZ0PYVw5fHz1+8Pn2h+yjWT2QWwDrF0aI4KiWJaHewYzqwHCjOSXQY",
+	"7Q92Bvsmrneu+fNwrp3mf6h/z0I2pb2dHbSckwwcDelyBUSgIleUVNZ+UKQY/QjSOuEbpTb2dnY+W7Kl",
+	"naEj27Kxwqs4emTmDg1ZrnHo1QK5iqODPl3qhRf8+y86fP9BaZiLBear6DB6SS6Bmth5iWdCXax2Ex/i",
+	"6OM2V2KRKcZzGCnc04MNOeB0telgTCQIKvNuTS63iNHBzj5icg58SQQET+pEjf/nHJSe2vgV+SXc/JT2",
+	"N3fxk6PXnZFaErn+IV3uDrEScYaWSYnhp7I20NWQM6m6VfbanInAUR4LUYBAGFFYepejYXYsS7UBXEiW",
+	"C7Rk/ELRvLrYaBI4WC1wneh5LYM+rVzIVXmxDhNS1WRYr5F09eEOESXgEu6mbitDeBn6ldhUh99N8erR",
+	"zm4vvKqC4XSnHshY1bLRPR5t7lGWTlEd9p5s7uDXFrkhJ7s9ZdXl/vcfruqkprET4aBE6JGfHuMW1CdW",
+	"NOkmurd4BpUkFSyjVxqzYuRMiLGxvotWppoY0S3rFNO6YmxdZDmewUPdusgFcKll0QUqaGprIRin1QOB",
+	"lFioI5h4kYGRHgKkfbqiiaWX25J0vLFDzQp3lxzAMykHKL9V2m4J2r2O03sSvzmJ723u5ZfLuRFbUH0e",
+	"9Z3H1b+5FjN5pjQqkmU1dmIdwZ7D+mZsxegiwmciAZI0qVbWXVBGqbqo7P7VapyC4PwDvUvL+PGGV3UT",
+	"juQFXLUId/ezEa7ddcd1re5jA8OvnVB3e/QoiyLpDgd91hWoOfMXusgN4iNsz/hWNDb85NywV+Vt3n15",
+	"m5lFRfT6hiWyJhcOkClW5EQLXcZMhwDqaM418rNNnuy6Zm9ocKqXEPW8zn0qiNa8jNeqIPrh9izp1Qod",
+	"5fk3wZD66xKKOQX1ib+cUHHP3G7D3PKSDdyAuxUuacjacALM5keQ72yCy/XEeV1pu4cUf8b6tApVcFbd",
+	"uko4N7lbo2RvzYceLCasOFeQV92RjlE54DsYgqmZ/rVT/1+EvH4E6TTkkgcXlgyuRWdOSR82g6WCVtMT",
+	"neEvarkMivubKK96QOvWxMS/TWI0cQFwE8Q4mrgYOOuPYBRGtDRCZUoykcjUNdHePi9hD3MlkVwCx9lD",
+	"o5/oLizBmdVaYsT4iE4+jWohSqPoUJeTupoMtL3fOgtZIRE2zp0y0SZkOvgRpEsWPq1Xh7key1nPHM7q",
+	"QNU52XFZ+TnBArYJFUAFUWDNVl28w43xwiZ195GPCnH95HC/et7n4kWe8NREyEDgq423bse6dgW46ny0",
+	"WryqC0+1sKtFoXrxpK3wTxdvUQV5hoM3AxGbpe81+s+bdyfjsxevj16fjY+/v0Y11GD8Y1e50VpNJMY1",
+	"Idyz6c/Hpm3YxPsPtagB9afn0ld/Vl73EDvHPvHXOGkZPuM4+2kz+rLB4Q1DcCxeV7AaqiPplKR+BFmV",
+	"RL1DIaKapLM2ronReIowRT+d7h08dhqoUj2FSZJRimo4SeZLIvXfEEW7Y2tMDI4tuOwO0cdYV0UtjKlx",
+	"lBcBcUPHCZkwH5NtUob66LBFoYjm519/OUXvTl6irRONLoyjF+ofD/XjCyUSzTGHdEQtMm2VD0ns73kI",
+	"9PCpe2BB+wxNgsBigCamEKwNqXAlaCcmSV8NKmNTflhf1hpMetEPhO5a9ZuEpIu3RYP4bmhtqErjRjZu",
+	"JapK2JZREgqLB359qMgvXtvdbLCELNu+oGxJh6r9QK+g943VKvvby7DxJTmPZBzSEneV4CUu4Au7SO5N",
+	"DXfIwZ67/MROztWfYdWuViP5rbtc/VTfWykNd+pF9BYZIJJf51ia6ru1Z150SLT/HpVhscZWXCa1En5/",
+	"Y//5N7Z1zOsaH1uGvz289SV9qhinMQmU2fTOZxC3qkGom9ClH9dzLDU2aVuAXygCnYGQdsUTlyo6idGE",
+	"e/92qb6Th2jGrIxIbahlrNNF9QgjWn7SYZkDdGpxVckWQBO+yiXoWkFczarWajJhTWVDSDuu789L3je8",
+	"/lsJ0WUG9MHuT/g8SWE6m5PfLrIFZXm9oEKVhBtu2sycjUw2bKtlf/21nf39heWBDczuXiL4O3BIzbq6",
+	"eeT1xQGbxWeLxA+FVy5mgyPWTuvqyyNbaaa8YrXIUtXJ0D95T9k4Z63uNKJbmKaxrr3erAAdt3KeH6pL",
+	"XeLZzM+gMEaq2PcPj2ghgCOSiqdoYuvrcJgCVzqHrgZFRC163DYP8cxgMf1bm1M3NG88WnorZuvX5V9f",
+	"jL9ZKL6rFqdf6/19WewsVL6sqke2q/ZgSqnXCph7dcnXFiPvza/XPn7whTl3E2vW+KctPQzQCaSEu3yd",
+	"c2tVQJOCZ5N7d/W3cmN8QxF33t3k57rdSnt1DvXmFeHdUu5T4KIymZebbqrhJ5Je9fL+GZs0YlOEy6dZ",
+	"fMc2sqmeVfk3TXYDdER1XkV1446oNtSZX93d4b328mjnUZdPbtP90eYKrfvVlIsMBBiRvqFFrSeJrvni",
+	"79djAOjJWe3ZqFPSSHAfRXzP027j9mrSZIlY/ThbWAS3QtZ2rus2bpbE3+RARVUErazEZfrbh2a6nt8w",
+	"kYtVDnAlZgxG9IiuTCpZ1b2bqwXenfimxOKypHr7dQT/zYq1D1VcUyoNPtLxhWXS+oF1ZV8ZVLoXSu+F",
+	"0r+eUOpY29saknsc3HzoL5n6lbCC0uhLInQ6WMWGPb4tYqUAmvLv3FRLrzNa1fu5X+TqLlmsxrM+DU8l",
+	"5pLQmXm3tyN+tNyjM9cQGyyGtppBYg+7YsRcTFdQoA0bKDY9s3Snkqn/kEyAvR7pREF1LZfAuY9w+qpM",
+	"rerkUK28mZPsyt/WOZ76WU/LikXoWArk3qpp2jfXVbR/OqJyzgQguWS2Fr5X4l43X+CVq/skQFcL6TJv",
+	"Vo/2fDMCXCPJt/380AYrpv8+UPgFAMuAvCeA7As/tWd9+suAjYeXvrQxsnyWqtsKWRV9v0/iu5fResto",
+	"t5bJPKrtw2w3yGGladA8T9UOczGvan0epneXskTz9a+udBYn0S6xQPZJrntL1z0R9iNCg2Q3J8K4M5Ts",
+	"6yewvpR1T0331HST9IhrKw+bnEIN7eFz+IRu9b6v2nww1O6drr1qHHAzcgnUPG4nntr/ogymEumsNg6o",
+	"oMkc05mpS1vnI2agb19BMftI/UcDq9P6GVPQKsZfRZmwpXf/ugz0XgP5S7BrQ5WfSwOxgU1DUj28188a",
+	"VHuwz5h+cCHZAkuSuBKxyLwnJwboFSuobD625+UluxDgMvbNBMM6E1I9+HayxrdXe0bwG+K87oHDPf20",
+	"ZfXiYFSItFWw+W3BkzkWYJK0/8MKfpTnUeu5/7AZ6boOQB+if5YDsHaq60qmWLwz2HzPwe85+Dfl57N4",
+	"jkr2Vbr3bMnt3mzd5hT4JSe7eXvtaa53Jy+9ylXubTuBCPWLc1fP2KGjQs6BSpIQubJByiM6Me22T8mM",
+	"YllwmNgi2zHSUXFekmk9QDyQtaIHrGWtHKHyrQ6UQkZ0qQ6iLqe9nR1E2TbLTcj2OUv1B/1E3HKOpc43",
+	"IerqmTw3nGlb4fsEbU0UXJfbqsfkYeiCOTFvKpiN2RcP+gTF+cXs7QOMJpbFL2df14TKQ+upEOX8txvW",
+	"34pvWVWjDOkR7qDdw185XmUMp50V7ZsI0lWJ59HOk8efoW7YdfJW7DsWX/aO816m6bjgzNMoRLjUmS1m",
+	"zKc409W4H978urvre+jPca02Smhr6q3k1/KVzss6q7XnILpK+5hfDaOwWGFZb7OcVkOAxlkmTBknSPUr",
+	"kR5Li0v+G7vYX/10kxZ/3509RyleBeukf7XFuf52xbL+9umvzQJZBjU3RZRaMhRDczVujEfyZyyf4PLf",
+	"n27EJsVl1hXh7v0FLV9ILCEcuOS/ZvTVBi99uPurqHodam1MkIH6PbHddXhPie21m0v0u7oc0enV8ctu",
+	"aVWJ5JgmoF+/UISiA+BSlhRa9C6fhRlqFLQzh6XCVui5cEno+p218h2huPGAkK5ej9VOm2akSnosI9bb",
+	"ImldiRK14PJyxHfHhi80LFLeDKXKtU7ohWy6LewLN42gdn8oE5zZNZAXcuhk56p8pdtvadgLjNKuZhWu",
+	"3ueNV69x1bmyOqpVKOjyZtsLLXGwc0wT90XT7gpHnVCwCeXxZtnK9o3DQpae3opUdmhzWwXKBpoK0LqH",
+	"K/0cl/t3L8R5A5m6kO2B3Ds75tUs96CLeXGb4RSd40zRHfdx0D1S8+Hq/wcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
