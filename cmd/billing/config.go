@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stackfordevs/billing/internal/secret"
+	"github.com/stackfordevs/billing/server"
 	"github.com/stackfordevs/billing/store"
 )
 
@@ -29,13 +31,19 @@ type config struct {
 	AdminToken         string
 	StripeAPIBase      string
 	RedisURL           string
-	CreatesPerHour     int
-	QueriesPerHour     int
-	AutoMigrate        bool
-	Dev                bool
-	LogLevel           slog.Level
-	MetricsToken       string
-	UsageFlush         time.Duration
+	// Budgets are the hourly rate-limit budgets by class, each read from
+	// its variable (server.BudgetClasses).
+	Budgets     map[string]int
+	AutoMigrate bool
+	// AllowPrivateURLs lets JWKS URLs reach loopback and private
+	// addresses (BILLING_ALLOW_PRIVATE_URLS; development mode sets it).
+	AllowPrivateURLs bool
+	// TrustedProxies name the proxies whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	Dev            bool
+	LogLevel       slog.Level
+	MetricsToken   string
+	UsageFlush     time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -48,20 +56,30 @@ func loadConfig(getenv func(string) string) (config, error) {
 		StripeAPIBase:      getenv("BILLING_STRIPE_API_BASE"),
 		RedisURL:           getenv("BILLING_REDIS_URL"),
 		MetricsToken:       getenv("BILLING_METRICS_TOKEN"),
-		CreatesPerHour:     1000,
-		QueriesPerHour:     5000,
+		Budgets:            map[string]int{},
 		AutoMigrate:        true,
 		Dev:                truthy(getenv("BILLING_DEV")),
+		AllowPrivateURLs:   truthy(getenv("BILLING_ALLOW_PRIVATE_URLS")),
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"
 	}
-	var err error
-	if c.CreatesPerHour, err = intEnv(getenv, "BILLING_RATE_LIMIT_CREATES_PER_HOUR", c.CreatesPerHour); err != nil {
-		return c, err
+	for _, b := range server.BudgetClasses() {
+		n, err := intEnv(getenv, b.Env, b.PerHour)
+		if err != nil {
+			return c, err
+		}
+		c.Budgets[b.Name] = n
 	}
-	if c.QueriesPerHour, err = intEnv(getenv, "BILLING_RATE_LIMIT_QUERIES_PER_HOUR", c.QueriesPerHour); err != nil {
-		return c, err
+	if c.AdminToken != "" && len(c.AdminToken) < server.MinAdminTokenLength {
+		return c, fmt.Errorf("BILLING_ADMIN_TOKEN: must be at least %d characters (`billing gen-master-key` prints a random value to use)", server.MinAdminTokenLength)
+	}
+	if v := getenv("BILLING_TRUSTED_PROXIES"); v != "" {
+		proxies, err := parsePrefixes(v)
+		if err != nil {
+			return c, fmt.Errorf("BILLING_TRUSTED_PROXIES: %w", err)
+		}
+		c.TrustedProxies = proxies
 	}
 	if v := getenv("BILLING_AUTO_MIGRATE"); v != "" {
 		c.AutoMigrate = truthy(v)
@@ -79,6 +97,27 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	return c, nil
+}
+
+// parsePrefixes reads a comma-separated list of addresses and CIDR ranges.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or a CIDR range", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 func truthy(v string) bool {
