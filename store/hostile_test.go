@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/glebarez/go-sqlite" // database/sql driver "sqlite"
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
 
 	"github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/internal/secret"
@@ -216,11 +218,13 @@ func TestSetupSessions(t *testing.T) {
 // rawDB opens the database of dsn without the store.
 func rawDB(t *testing.T, dsn string) *sql.DB {
 	t.Helper()
-	driver, name := "sqlite", strings.TrimPrefix(dsn, "sqlite:")
+	dialector := sqlite.Open(strings.TrimPrefix(dsn, "sqlite:"))
 	if strings.HasPrefix(dsn, "postgres") {
-		driver, name = "pgx", dsn
+		dialector = postgres.Open(dsn)
 	}
-	db, err := sql.Open(driver, name)
+	g, err := gorm.Open(dialector, &gorm.Config{})
+	must(t, err)
+	db, err := g.DB()
 	must(t, err)
 	t.Cleanup(func() { db.Close() })
 	return db
