@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 
-	"gorm.io/gorm"
-
 	"github.com/stackfordevs/billing"
 )
 
@@ -49,31 +47,29 @@ func (db *DB) BeginIntent(ctx context.Context, in billing.Intent) (billing.Inten
 		return billing.Intent{}, false, billing.Errorf(billing.EINVALID, "An intent needs an idempotency key and an operation.")
 	}
 	now := db.nowMicros()
-	var (
-		out     billing.Intent
-		created bool
-	)
-	err := db.transact(ctx, func(tx *gorm.DB) error {
-		res := tx.Exec(`INSERT INTO create_intents (`+intentColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?)
-			ON CONFLICT (idempotency_key, project_id, environment) DO NOTHING`,
-			in.ProjectID, string(in.Environment), in.IdempotencyKey, in.Operation, in.Fingerprint, in.UserID,
-			billing.IntentPending, now, now)
-		if res.Error != nil {
-			return translate(res.Error, "Intent")
-		}
-		created = res.RowsAffected == 1
-		var row intentRow
-		err := scanOne(tx.Raw(`SELECT `+intentColumns+` FROM create_intents
-			WHERE idempotency_key = ? AND project_id = ? AND environment = ?`,
-			in.IdempotencyKey, in.ProjectID, string(in.Environment)), &row, "Intent")
-		out = row.intent()
-		return err
-	})
-	if err != nil {
-		return billing.Intent{}, false, translate(err, "Intent")
+	// One statement in the common case (a new key): the insert is atomic,
+	// and only a key seen before needs the read.
+	res := db.write.WithContext(ctx).Exec(`INSERT INTO create_intents (`+intentColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?)
+		ON CONFLICT (idempotency_key, project_id, environment) DO NOTHING`,
+		in.ProjectID, string(in.Environment), in.IdempotencyKey, in.Operation, in.Fingerprint, in.UserID,
+		billing.IntentPending, now, now)
+	if res.Error != nil {
+		return billing.Intent{}, false, translate(res.Error, "Intent")
 	}
-	return out, created, nil
+	if res.RowsAffected == 1 {
+		in.State, in.ObjectID = billing.IntentPending, ""
+		in.CreatedAt, in.UpdatedAt = fromMicros(now), fromMicros(now)
+		return in, true, nil
+	}
+	var row intentRow
+	err := scanOne(db.write.WithContext(ctx).Raw(`SELECT `+intentColumns+` FROM create_intents
+		WHERE idempotency_key = ? AND project_id = ? AND environment = ?`,
+		in.IdempotencyKey, in.ProjectID, string(in.Environment)), &row, "Intent")
+	if err != nil {
+		return billing.Intent{}, false, err
+	}
+	return row.intent(), false, nil
 }
 
 // CompleteIntent marks an intent completed with the id of the Stripe object
