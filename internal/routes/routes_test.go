@@ -104,3 +104,55 @@ func TestFromSpecRefusesUndeclared(t *testing.T) {
 		}
 	})
 }
+
+// TestRequestSchemasClosed checks that every JSON request body schema, and
+// every object schema within it, says additionalProperties: false (or
+// gives a schema for them, as metadata does), so that a member the
+// operation does not define is refused by the validator, never dropped.
+func TestRequestSchemasClosed(t *testing.T) {
+	doc := loadSpec(t)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody == nil || op.Extensions[routes.RawBodyExtension] == true {
+				continue
+			}
+			mt := op.RequestBody.Value.Content.Get("application/json")
+			if mt == nil || mt.Schema == nil {
+				t.Errorf("%s %s: no JSON schema", method, path)
+				continue
+			}
+			checkClosed(t, method+" "+path, mt.Schema.Value, map[*openapi3.Schema]bool{})
+		}
+	}
+}
+
+func checkClosed(t *testing.T, where string, s *openapi3.Schema, seen map[*openapi3.Schema]bool) {
+	t.Helper()
+	if s == nil || seen[s] {
+		return
+	}
+	seen[s] = true
+	if s.Type != nil && s.Type.Is("object") {
+		ap := s.AdditionalProperties
+		if ap.Schema == nil && (ap.Has == nil || *ap.Has) {
+			t.Errorf("%s: an object schema (%v) admits any member: add additionalProperties: false", where, keys(s.Properties))
+		}
+	}
+	for _, p := range s.Properties {
+		checkClosed(t, where, p.Value, seen)
+	}
+	if s.Items != nil {
+		checkClosed(t, where, s.Items.Value, seen)
+	}
+	for _, sub := range append(append(s.AllOf, s.AnyOf...), s.OneOf...) {
+		checkClosed(t, where, sub.Value, seen)
+	}
+}
+
+func keys(m openapi3.Schemas) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
