@@ -49,18 +49,13 @@ func (s *Server) CreateCheckoutSession(ctx context.Context, req gen.CreateChecko
 	out, err := s.intents.Do(ctx, intents.Request{
 		ProjectID: p.ID, Environment: env, Operation: intents.CheckoutSessionCreate, UserID: claims.Subject,
 		IdempotencyKey: deref(req.Params.IdempotencyKey), Params: params,
-	}, func(ctx context.Context, key string) (string, error) {
+	}, func(ctx context.Context, key string) (string, any, error) {
 		cs, err := client.CreateCheckoutSession(ctx, params, key)
 		if err != nil {
-			return "", createError(err)
+			return "", nil, createError(err)
 		}
 		rec = s.sessionRecord(cs, p, env, claims.Subject, params)
-		return cs.ID, nil
-	}, func(ctx context.Context) error {
-		if err := s.store.CreateCheckoutSession(ctx, rec); err != nil && billing.ErrorCode(err) != billing.ECONFLICT {
-			return err
-		}
-		return nil
+		return cs.ID, rec, nil
 	})
 	if err != nil {
 		return nil, err
@@ -219,23 +214,17 @@ func (s *Server) CreatePaymentIntent(ctx context.Context, req gen.CreatePaymentI
 	out, err := s.intents.Do(ctx, intents.Request{
 		ProjectID: p.ID, Environment: env, Operation: intents.PaymentIntentCreate, UserID: claims.Subject,
 		IdempotencyKey: deref(req.Params.IdempotencyKey), Params: params,
-	}, func(ctx context.Context, key string) (string, error) {
+	}, func(ctx context.Context, key string) (string, any, error) {
 		var err error
 		if pi, err = client.CreatePaymentIntent(ctx, params, key); err != nil {
-			return "", createError(err)
+			return "", nil, createError(err)
 		}
-		return pi.ID, nil
-	}, func(ctx context.Context) error {
-		rec := billing.PaymentIntent{
+		return pi.ID, billing.PaymentIntent{
 			ID: pi.ID, ProjectID: p.ID, Environment: env, UserID: claims.Subject,
 			CustomerID: params.Customer, Amount: params.Amount, Currency: params.Currency,
 			Description: params.Description, ReceiptEmail: params.ReceiptEmail, Status: pi.Status,
 			CreatedAt: s.now(),
-		}
-		if err := s.store.CreatePaymentIntent(ctx, rec); err != nil && billing.ErrorCode(err) != billing.ECONFLICT {
-			return err
-		}
-		return nil
+		}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -268,13 +257,13 @@ func (s *Server) CreatePortalSession(ctx context.Context, req gen.CreatePortalSe
 	out, err := s.intents.Do(ctx, intents.Request{
 		ProjectID: bc.project.ID, Environment: bc.env, Operation: intents.PortalSessionCreate, UserID: bc.claims.Subject,
 		IdempotencyKey: deref(req.Params.IdempotencyKey), Params: b,
-	}, func(ctx context.Context, key string) (string, error) {
+	}, func(ctx context.Context, key string) (string, any, error) {
 		// A portal session's URL opens the customer's portal: it is not
 		// recorded, and the intent completes without an object id.
 		var err error
 		url, err = bc.client.CreatePortalSession(ctx, b.Customer, b.ReturnUrl, key)
-		return "", err
-	}, func(context.Context) error { return nil })
+		return "", nil, err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -76,15 +76,13 @@ func (s *Server) CreateCustomer(ctx context.Context, req gen.CreateCustomerReque
 	out, err := s.intents.Do(ctx, intents.Request{
 		ProjectID: p.ID, Environment: env, Operation: intents.CustomerCreate,
 		IdempotencyKey: deref(req.Params.IdempotencyKey), Params: params,
-	}, func(ctx context.Context, key string) (string, error) {
+	}, func(ctx context.Context, key string) (string, any, error) {
 		c, err := client.CreateCustomer(ctx, params, key)
 		if err != nil {
-			return "", createError(err)
+			return "", nil, createError(err)
 		}
 		rec = s.customerRecord(p, env, c, req.Body, md)
-		return c.ID, nil
-	}, func(ctx context.Context) error {
-		return s.store.UpsertCustomer(ctx, rec)
+		return c.ID, rec, nil
 	})
 	if err != nil {
 		return nil, err

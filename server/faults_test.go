@@ -255,18 +255,19 @@ func TestDatabaseDown(t *testing.T) {
 	})
 }
 
-// flakyStore is the real store whose customer writes fail while failWrites
-// is above zero, as when the database goes away after Stripe answered.
+// flakyStore is the real store whose completion of a create (the write of
+// its record) fails while failWrites is above zero, as when the database
+// goes away after Stripe answered.
 type flakyStore struct {
 	*store.DB
 	failWrites atomic.Int32
 }
 
-func (s *flakyStore) UpsertCustomer(ctx context.Context, c billing.Customer) error {
+func (s *flakyStore) CompleteIntent(ctx context.Context, projectID string, env billing.Environment, key, objectID string, record any) error {
 	if s.failWrites.Add(-1) >= 0 {
 		return billing.Errorf(billing.EUNAVAILABLE, "The database is unavailable.")
 	}
-	return s.DB.UpsertCustomer(ctx, c)
+	return s.DB.CompleteIntent(ctx, projectID, env, key, objectID, record)
 }
 
 // idempotentStripe answers customer creates as Stripe does: one customer per

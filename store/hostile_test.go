@@ -176,7 +176,12 @@ func TestIntents(t *testing.T) {
 		if _, created, err := db.BeginIntent(ctx, live); err != nil || !created {
 			t.Errorf("same key in live: got %v, %v; want a new intent", created, err)
 		}
-		must(t, db.CompleteIntent(ctx, p.ID, billing.EnvTest, "k1", "cus_1"))
+		rec := billing.Customer{ID: "cus_1", ProjectID: p.ID, Environment: billing.EnvTest, Email: "intent@example.com", EventAt: time.Now()}
+		wantCode(t, db.CompleteIntent(ctx, p.ID, billing.EnvTest, "k1", "cus_1", struct{}{}), billing.EINVALID)
+		must(t, db.CompleteIntent(ctx, p.ID, billing.EnvTest, "k1", "cus_1", rec))
+		if c, err := db.FindCustomer(ctx, p.ID, billing.EnvTest, "cus_1"); err != nil || c.Email != "intent@example.com" {
+			t.Errorf("the record written with the completion: got %+v, %v", c, err)
+		}
 		must(t, db.AbandonIntent(ctx, p.ID, billing.EnvTest, "k1")) // completed: kept
 		found, err := db.FindIntent(ctx, p.ID, billing.EnvTest, "k1")
 		must(t, err)
@@ -186,7 +191,10 @@ func TestIntents(t *testing.T) {
 		must(t, db.AbandonIntent(ctx, p.ID, billing.EnvLive, "k1"))
 		_, err = db.FindIntent(ctx, p.ID, billing.EnvLive, "k1")
 		wantCode(t, err, billing.ENOTFOUND)
-		wantCode(t, db.CompleteIntent(ctx, p.ID, billing.EnvTest, "k_none", "cus_2"), billing.ENOTFOUND)
+		wantCode(t, db.CompleteIntent(ctx, p.ID, billing.EnvTest, "k_none", "cus_2", nil), billing.ENOTFOUND)
+		if _, err := db.FindCustomer(ctx, p.ID, billing.EnvTest, "cus_2"); billing.ErrorCode(err) != billing.ENOTFOUND {
+			t.Errorf("a record was written for an unknown intent: %v", err)
+		}
 	})
 }
 

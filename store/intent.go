@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 
+	"gorm.io/gorm"
+
 	"github.com/stackfordevs/billing"
 )
 
@@ -73,18 +75,47 @@ func (db *DB) BeginIntent(ctx context.Context, in billing.Intent) (billing.Inten
 }
 
 // CompleteIntent marks an intent completed with the id of the Stripe object
-// its call created. It returns ENOTFOUND for an unknown intent.
-func (db *DB) CompleteIntent(ctx context.Context, projectID string, env billing.Environment, key, objectID string) error {
-	res := db.write.WithContext(ctx).Exec(`UPDATE create_intents SET state = ?, object_id = ?, updated_at = ?
-		WHERE idempotency_key = ? AND project_id = ? AND environment = ?`,
-		billing.IntentCompleted, objectID, db.nowMicros(), key, projectID, string(env))
-	if res.Error != nil {
-		return translate(res.Error, "Intent")
+// its call created and, in the same transaction, records that object:
+// record is a billing.Customer, billing.CheckoutSession or
+// billing.PaymentIntent, written as UpsertCustomer, CreateCheckoutSession
+// or CreatePaymentIntent would, or nil for none. It returns ENOTFOUND for
+// an unknown intent and EINVALID for a record of another type.
+func (db *DB) CompleteIntent(ctx context.Context, projectID string, env billing.Environment, key, objectID string, record any) error {
+	var write func(tx *gorm.DB) error
+	switch r := record.(type) {
+	case nil:
+	case billing.Customer:
+		if err := validScope(r.ProjectID, r.Environment); err != nil || r.ID == "" {
+			return billing.Errorf(billing.EINVALID, "A customer record needs a project, an environment and an ID.")
+		}
+		write = func(tx *gorm.DB) error {
+			_, err := db.upsertCustomer(tx, r, writeAlways)
+			return translate(err, "Customer")
+		}
+	case billing.CheckoutSession:
+		write = func(tx *gorm.DB) error { return db.createCheckoutSession(tx, r) }
+	case billing.PaymentIntent:
+		write = func(tx *gorm.DB) error { return db.createPaymentIntent(tx, r) }
+	default:
+		return billing.Errorf(billing.EINVALID, "A create's record cannot be a %T.", record)
 	}
-	if res.RowsAffected == 0 {
-		return notFound("Intent")
-	}
-	return nil
+	return db.transact(ctx, func(tx *gorm.DB) error {
+		if write != nil {
+			if err := write(tx); err != nil {
+				return err
+			}
+		}
+		res := tx.Exec(`UPDATE create_intents SET state = ?, object_id = ?, updated_at = ?
+			WHERE idempotency_key = ? AND project_id = ? AND environment = ?`,
+			billing.IntentCompleted, objectID, db.nowMicros(), key, projectID, string(env))
+		if res.Error != nil {
+			return translate(res.Error, "Intent")
+		}
+		if res.RowsAffected == 0 {
+			return notFound("Intent")
+		}
+		return nil
+	})
 }
 
 // AbandonIntent deletes a pending intent whose Stripe call certainly created

@@ -137,8 +137,12 @@ func (db *DB) openPostgres(dsn string, cfg *gorm.Config) error {
 func (db *DB) openSQLite(dsn string, cfg *gorm.Config) error {
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)",
 		busyTimeout.Milliseconds())
+	// SQLite parses each statement it is given, a good part of a write's
+	// cost: the pools keep their statements prepared.
+	sc := *cfg
+	sc.PrepareStmt, sc.PrepareStmtMaxSize, sc.PrepareStmtTTL = true, 512, time.Hour
 	open := func(query string, conns int) (*gorm.DB, error) {
-		g, err := gorm.Open(sqlite.Open(withQuery(dsn, query)), cfg)
+		g, err := gorm.Open(sqlite.Open(withQuery(dsn, query)), &sc)
 		if err != nil {
 			closePool(g)
 			return nil, fmt.Errorf("store: open sqlite: %w", err)

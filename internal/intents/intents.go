@@ -4,6 +4,8 @@
 // created object is recorded locally. So:
 //
 //   - when the database cannot record the intent, Stripe is not called;
+//   - the created object is recorded in the same transaction as the
+//     intent's completion;
 //   - when the database fails after Stripe created the object, the intent
 //     stays pending, and a retry with the same Idempotency-Key calls Stripe
 //     again with the same key, which answers with the same object rather
@@ -35,8 +37,10 @@ type Store interface {
 	// exists; it returns the stored intent and whether it is new.
 	// EUNAVAILABLE means nothing was recorded.
 	BeginIntent(ctx context.Context, in billing.Intent) (billing.Intent, bool, error)
-	// CompleteIntent marks the intent completed with the Stripe object id.
-	CompleteIntent(ctx context.Context, projectID string, env billing.Environment, key, objectID string) error
+	// CompleteIntent marks the intent completed with the Stripe object id
+	// and writes record, the local record of the object (the store says
+	// which types it knows; nil for none), in the same transaction.
+	CompleteIntent(ctx context.Context, projectID string, env billing.Environment, key, objectID string, record any) error
 	// AbandonIntent deletes a pending intent whose call created nothing.
 	AbandonIntent(ctx context.Context, projectID string, env billing.Environment, key string) error
 }
@@ -84,9 +88,10 @@ type Recorder struct {
 	Logger *slog.Logger
 }
 
-// Do records the intent of req, then calls call with the idempotency key
-// to make the Stripe call and return the created object's id, then record
-// to write the object locally, then completes the intent.
+// Do records the intent of req, then calls call with the idempotency key to
+// make the Stripe call and return the created object's id and its local
+// record, then completes the intent and writes the record in one
+// transaction.
 //
 // It returns, without calling call: the store's error when the intent
 // cannot be recorded (EUNAVAILABLE while the database is down); an
@@ -95,10 +100,10 @@ type Recorder struct {
 // Stripe refuses the request (EINVALID, ENOTFOUND, EFORBIDDEN,
 // ERATELIMITED), nothing was created: the intent is abandoned so that the
 // key may be used again, and the error returned. Any other failure of call
-// or record leaves the intent pending for a retry with the same key.
+// or of the completion leaves the intent pending for a retry with the same
+// key.
 func (r *Recorder) Do(ctx context.Context, req Request,
-	call func(ctx context.Context, key string) (objectID string, err error),
-	record func(ctx context.Context) error,
+	call func(ctx context.Context, key string) (objectID string, record any, err error),
 ) (Outcome, error) {
 	key := strings.TrimSpace(req.IdempotencyKey)
 	if key == "" {
@@ -124,7 +129,7 @@ func (r *Recorder) Do(ctx context.Context, req Request,
 			return Outcome{Key: key, ObjectID: in.ObjectID, Replayed: true}, nil
 		}
 	}
-	id, err := call(ctx, key)
+	id, record, err := call(ctx, key)
 	if err != nil {
 		if refused(err) {
 			if aerr := r.Store.AbandonIntent(context.WithoutCancel(ctx), req.ProjectID, req.Environment, key); aerr != nil {
@@ -134,10 +139,7 @@ func (r *Recorder) Do(ctx context.Context, req Request,
 		}
 		return Outcome{}, err
 	}
-	if err := record(ctx); err != nil {
-		return Outcome{}, err
-	}
-	if err := r.Store.CompleteIntent(ctx, req.ProjectID, req.Environment, key, id); err != nil {
+	if err := r.Store.CompleteIntent(ctx, req.ProjectID, req.Environment, key, id, record); err != nil {
 		return Outcome{}, err
 	}
 	return Outcome{Key: key, ObjectID: id}, nil
