@@ -177,8 +177,9 @@ func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 					return err
 				}
 			} else {
-				// x-raw-body: the handler reads the bytes from the
-				// context, and the binder binds nothing.
+				// x-raw-body (or an optional body left out): the handler
+				// reads the bytes from the context; the binder binds
+				// nothing.
 				req.Body = rawBody{io.NopCloser(bytes.NewReader(body))}
 			}
 			c.SetRequest(req.WithContext(context.WithValue(req.Context(), rawBodyKey, body)))
