@@ -302,6 +302,53 @@ type UsageCount struct {
 	Count       int64
 }
 
+// SetupSession is a person signed in to the setup page. The session's
+// token is kept only in the browser's cookie; the store keys the session by
+// the token's SHA-256.
+type SetupSession struct {
+	TokenHash []byte
+	ProjectID string
+	// Fingerprint identifies the project's secret at sign-in: a rotated
+	// secret ends the session.
+	Fingerprint string
+	ExpiresAt   time.Time
+	CreatedAt   time.Time
+}
+
+// Intent states.
+const (
+	// IntentPending: recorded before the Stripe call; the call may or may
+	// not have created the object.
+	IntentPending = "pending"
+	// IntentCompleted: the object exists in Stripe and is recorded locally.
+	IntentCompleted = "completed"
+)
+
+// Intent records a create the service is about to make in Stripe, keyed by
+// the project, the environment and the idempotency key the Stripe call
+// carries. It is written before the call and completed after it, so that
+// no Stripe object exists without its record, and a retry with the same key
+// neither creates twice nor loses the object.
+type Intent struct {
+	ProjectID   string
+	Environment Environment
+	// IdempotencyKey is the key sent to Stripe: the caller's
+	// Idempotency-Key, or one the service made.
+	IdempotencyKey string
+	// Operation names what is created, such as "customer.create".
+	Operation string
+	// Fingerprint is a digest of the request (operation, buyer and
+	// parameters): the same key with another request is refused.
+	Fingerprint string
+	// UserID is the buyer (token sub) the object is created for, if any.
+	UserID string
+	State  string // IntentPending or IntentCompleted
+	// ObjectID is the Stripe id, once completed.
+	ObjectID  string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
 // NormalizeEmail returns the form in which emails are compared: trimmed and
 // lower-cased.
 func NormalizeEmail(email string) string {

@@ -8,18 +8,21 @@ import (
 
 // Error codes. Each maps to one HTTP status in the server's table.
 const (
-	EINVALID        = "invalid_request"     // 400
-	EUNAUTHORIZED   = "unauthorized"        // 401
-	EFORBIDDEN      = "forbidden"           // 403
-	ENOTFOUND       = "not_found"           // 404
-	ECONFLICT       = "conflict"            // 409
-	ETOOLARGE       = "request_too_large"   // 413
-	ERATELIMITED    = "rate_limited"        // 429
-	EINTERNAL       = "internal_error"      // 500
-	ENOTIMPLEMENTED = "not_implemented"     // 501
-	ESTRIPE         = "stripe_error"        // 502
-	EUNAVAILABLE    = "service_unavailable" // 503
-	ETIMEOUT        = "stripe_timeout"      // 504
+	EINVALID        = "invalid_request"        // 400
+	EUNAUTHORIZED   = "unauthorized"           // 401
+	EFORBIDDEN      = "forbidden"              // 403
+	ENOTFOUND       = "not_found"              // 404
+	EMETHOD         = "method_not_allowed"     // 405
+	ECONFLICT       = "conflict"               // 409
+	ETOOLARGE       = "request_too_large"      // 413
+	EURITOOLONG     = "uri_too_long"           // 414
+	EMEDIATYPE      = "unsupported_media_type" // 415
+	ERATELIMITED    = "rate_limited"           // 429
+	EINTERNAL       = "internal_error"         // 500
+	ENOTIMPLEMENTED = "not_implemented"        // 501
+	ESTRIPE         = "stripe_error"           // 502
+	EUNAVAILABLE    = "service_unavailable"    // 503
+	ETIMEOUT        = "stripe_timeout"         // 504
 )
 
 // Error is the one error type of the service. Its message is safe to show

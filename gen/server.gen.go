@@ -874,7 +874,16 @@ type TooLargeJSONResponse Error
 
 type UnauthorizedJSONResponse Error
 
-type UnavailableJSONResponse Error
+type UnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type UnavailableJSONResponse struct {
+	Body Error
+
+	Headers UnavailableResponseHeaders
+}
+
+type UnsupportedMediaTypeJSONResponse Error
 
 type GetHealthRequestObject struct {
 }
@@ -893,6 +902,20 @@ func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHealth400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetHealth400JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -932,15 +955,32 @@ func (response GetReady200JSONResponse) VisitGetReadyResponse(w http.ResponseWri
 	return err
 }
 
-type GetReady503JSONResponse struct{ UnavailableJSONResponse }
+type GetReady400JSONResponse struct{ BadRequestJSONResponse }
 
-func (response GetReady503JSONResponse) VisitGetReadyResponse(w http.ResponseWriter) error {
+func (response GetReady400JSONResponse) VisitGetReadyResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReady503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetReady503JSONResponse) VisitGetReadyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -964,6 +1004,20 @@ func (response AdminRotateProjectSecret200JSONResponse) VisitAdminRotateProjectS
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRotateProjectSecret400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminRotateProjectSecret400JSONResponse) VisitAdminRotateProjectSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1010,6 +1064,23 @@ func (response AdminRotateProjectSecret404JSONResponse) VisitAdminRotateProjectS
 	return err
 }
 
+type AdminRotateProjectSecret429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminRotateProjectSecret429JSONResponse) VisitAdminRotateProjectSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminRotateProjectSecret500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AdminRotateProjectSecret500JSONResponse) VisitAdminRotateProjectSecretResponse(w http.ResponseWriter) error {
@@ -1020,6 +1091,23 @@ func (response AdminRotateProjectSecret500JSONResponse) VisitAdminRotateProjectS
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRotateProjectSecret503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response AdminRotateProjectSecret503JSONResponse) VisitAdminRotateProjectSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1111,6 +1199,23 @@ func (response AdminSyncProject404JSONResponse) VisitAdminSyncProjectResponse(w 
 	return err
 }
 
+type AdminSyncProject429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminSyncProject429JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminSyncProject500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AdminSyncProject500JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
@@ -1130,10 +1235,13 @@ type AdminSyncProject503JSONResponse struct{ UnavailableJSONResponse }
 func (response AdminSyncProject503JSONResponse) VisitAdminSyncProjectResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1218,6 +1326,23 @@ func (response AdminGetSyncJob404JSONResponse) VisitAdminGetSyncJobResponse(w ht
 	return err
 }
 
+type AdminGetSyncJob429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminGetSyncJob429JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminGetSyncJob500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AdminGetSyncJob500JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
@@ -1237,10 +1362,13 @@ type AdminGetSyncJob503JSONResponse struct{ UnavailableJSONResponse }
 func (response AdminGetSyncJob503JSONResponse) VisitAdminGetSyncJobResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1324,6 +1452,39 @@ func (response AdminCreateTenant413JSONResponse) VisitAdminCreateTenantResponse(
 	return err
 }
 
+type AdminCreateTenant415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response AdminCreateTenant415JSONResponse) VisitAdminCreateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateTenant429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminCreateTenant429JSONResponse) VisitAdminCreateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminCreateTenant500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AdminCreateTenant500JSONResponse) VisitAdminCreateTenantResponse(w http.ResponseWriter) error {
@@ -1334,6 +1495,23 @@ func (response AdminCreateTenant500JSONResponse) VisitAdminCreateTenantResponse(
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateTenant503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response AdminCreateTenant503JSONResponse) VisitAdminCreateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1431,6 +1609,39 @@ func (response AdminCreateProject413JSONResponse) VisitAdminCreateProjectRespons
 	return err
 }
 
+type AdminCreateProject415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response AdminCreateProject415JSONResponse) VisitAdminCreateProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateProject429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminCreateProject429JSONResponse) VisitAdminCreateProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminCreateProject500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AdminCreateProject500JSONResponse) VisitAdminCreateProjectResponse(w http.ResponseWriter) error {
@@ -1441,6 +1652,23 @@ func (response AdminCreateProject500JSONResponse) VisitAdminCreateProjectRespons
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateProject503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response AdminCreateProject503JSONResponse) VisitAdminCreateProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1509,6 +1737,23 @@ func (response AdminGetUsage403JSONResponse) VisitAdminGetUsageResponse(w http.R
 	return err
 }
 
+type AdminGetUsage429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminGetUsage429JSONResponse) VisitAdminGetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminGetUsage500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AdminGetUsage500JSONResponse) VisitAdminGetUsageResponse(w http.ResponseWriter) error {
@@ -1519,6 +1764,23 @@ func (response AdminGetUsage500JSONResponse) VisitAdminGetUsageResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUsage503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response AdminGetUsage503JSONResponse) VisitAdminGetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1618,6 +1880,23 @@ func (response GetCustomerSubscription500JSONResponse) VisitGetCustomerSubscript
 	return err
 }
 
+type GetCustomerSubscription503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetCustomerSubscription503JSONResponse) VisitGetCustomerSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetAuthSetupRequestObject struct {
 }
 
@@ -1639,6 +1918,20 @@ func (response GetAuthSetup200JSONResponse) VisitGetAuthSetupResponse(w http.Res
 	return err
 }
 
+type GetAuthSetup400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetAuthSetup400JSONResponse) VisitGetAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetAuthSetup401JSONResponse struct{ UnauthorizedJSONResponse }
 
 func (response GetAuthSetup401JSONResponse) VisitGetAuthSetupResponse(w http.ResponseWriter) error {
@@ -1653,6 +1946,23 @@ func (response GetAuthSetup401JSONResponse) VisitGetAuthSetupResponse(w http.Res
 	return err
 }
 
+type GetAuthSetup429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response GetAuthSetup429JSONResponse) VisitGetAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetAuthSetup500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetAuthSetup500JSONResponse) VisitGetAuthSetupResponse(w http.ResponseWriter) error {
@@ -1663,6 +1973,23 @@ func (response GetAuthSetup500JSONResponse) VisitGetAuthSetupResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthSetup503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetAuthSetup503JSONResponse) VisitGetAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1731,6 +2058,39 @@ func (response PutAuthSetup413JSONResponse) VisitPutAuthSetupResponse(w http.Res
 	return err
 }
 
+type PutAuthSetup415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response PutAuthSetup415JSONResponse) VisitPutAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutAuthSetup429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response PutAuthSetup429JSONResponse) VisitPutAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PutAuthSetup500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PutAuthSetup500JSONResponse) VisitPutAuthSetupResponse(w http.ResponseWriter) error {
@@ -1741,6 +2101,23 @@ func (response PutAuthSetup500JSONResponse) VisitPutAuthSetupResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutAuthSetup503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response PutAuthSetup503JSONResponse) VisitPutAuthSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1795,6 +2172,23 @@ func (response GetStripeSetup401JSONResponse) VisitGetStripeSetupResponse(w http
 	return err
 }
 
+type GetStripeSetup429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response GetStripeSetup429JSONResponse) VisitGetStripeSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetStripeSetup500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetStripeSetup500JSONResponse) VisitGetStripeSetupResponse(w http.ResponseWriter) error {
@@ -1805,6 +2199,23 @@ func (response GetStripeSetup500JSONResponse) VisitGetStripeSetupResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStripeSetup503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetStripeSetup503JSONResponse) VisitGetStripeSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1874,6 +2285,39 @@ func (response PutStripeSetup413JSONResponse) VisitPutStripeSetupResponse(w http
 	return err
 }
 
+type PutStripeSetup415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response PutStripeSetup415JSONResponse) VisitPutStripeSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutStripeSetup429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response PutStripeSetup429JSONResponse) VisitPutStripeSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PutStripeSetup500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PutStripeSetup500JSONResponse) VisitPutStripeSetupResponse(w http.ResponseWriter) error {
@@ -1884,6 +2328,23 @@ func (response PutStripeSetup500JSONResponse) VisitPutStripeSetupResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutStripeSetup503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response PutStripeSetup503JSONResponse) VisitPutStripeSetupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1981,6 +2442,22 @@ func (response CreateCheckoutSession413JSONResponse) VisitCreateCheckoutSessionR
 	return err
 }
 
+type CreateCheckoutSession415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response CreateCheckoutSession415JSONResponse) VisitCreateCheckoutSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCheckoutSession429JSONResponse struct{ RateLimitedJSONResponse }
 
 func (response CreateCheckoutSession429JSONResponse) VisitCreateCheckoutSessionResponse(w http.ResponseWriter) error {
@@ -2022,6 +2499,23 @@ func (response CreateCheckoutSession502JSONResponse) VisitCreateCheckoutSessionR
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCheckoutSession503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response CreateCheckoutSession503JSONResponse) VisitCreateCheckoutSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2164,6 +2658,23 @@ func (response GetCheckoutSession502JSONResponse) VisitGetCheckoutSessionRespons
 	return err
 }
 
+type GetCheckoutSession503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetCheckoutSession503JSONResponse) VisitGetCheckoutSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCheckoutSession504JSONResponse struct{ StripeTimeoutJSONResponse }
 
 func (response GetCheckoutSession504JSONResponse) VisitGetCheckoutSessionResponse(w http.ResponseWriter) error {
@@ -2271,6 +2782,22 @@ func (response CreatePortalSession413JSONResponse) VisitCreatePortalSessionRespo
 	return err
 }
 
+type CreatePortalSession415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response CreatePortalSession415JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreatePortalSession429JSONResponse struct{ RateLimitedJSONResponse }
 
 func (response CreatePortalSession429JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
@@ -2312,6 +2839,23 @@ func (response CreatePortalSession502JSONResponse) VisitCreatePortalSessionRespo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response CreatePortalSession503JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2425,6 +2969,23 @@ func (response ListCustomers500JSONResponse) VisitListCustomersResponse(w http.R
 	return err
 }
 
+type ListCustomers503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response ListCustomers503JSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCustomerRequestObject struct {
 	Params CreateCustomerParams
 	Body   *CreateCustomerJSONRequestBody
@@ -2504,6 +3065,22 @@ func (response CreateCustomer413JSONResponse) VisitCreateCustomerResponse(w http
 	return err
 }
 
+type CreateCustomer415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response CreateCustomer415JSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCustomer429JSONResponse struct{ RateLimitedJSONResponse }
 
 func (response CreateCustomer429JSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
@@ -2545,6 +3122,23 @@ func (response CreateCustomer502JSONResponse) VisitCreateCustomerResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomer503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response CreateCustomer503JSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2687,6 +3281,23 @@ func (response DeleteCustomer502JSONResponse) VisitDeleteCustomerResponse(w http
 	return err
 }
 
+type DeleteCustomer503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response DeleteCustomer503JSONResponse) VisitDeleteCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteCustomer504JSONResponse struct{ StripeTimeoutJSONResponse }
 
 func (response DeleteCustomer504JSONResponse) VisitDeleteCustomerResponse(w http.ResponseWriter) error {
@@ -2825,6 +3436,23 @@ func (response GetCustomer502JSONResponse) VisitGetCustomerResponse(w http.Respo
 	return err
 }
 
+type GetCustomer503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetCustomer503JSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCustomer504JSONResponse struct{ StripeTimeoutJSONResponse }
 
 func (response GetCustomer504JSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
@@ -2933,6 +3561,22 @@ func (response UpdateCustomer413JSONResponse) VisitUpdateCustomerResponse(w http
 	return err
 }
 
+type UpdateCustomer415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response UpdateCustomer415JSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateCustomer429JSONResponse struct{ RateLimitedJSONResponse }
 
 func (response UpdateCustomer429JSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
@@ -2974,6 +3618,23 @@ func (response UpdateCustomer502JSONResponse) VisitUpdateCustomerResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response UpdateCustomer503JSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3085,6 +3746,22 @@ func (response CreatePaymentIntent413JSONResponse) VisitCreatePaymentIntentRespo
 	return err
 }
 
+type CreatePaymentIntent415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response CreatePaymentIntent415JSONResponse) VisitCreatePaymentIntentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreatePaymentIntent429JSONResponse struct{ RateLimitedJSONResponse }
 
 func (response CreatePaymentIntent429JSONResponse) VisitCreatePaymentIntentResponse(w http.ResponseWriter) error {
@@ -3126,6 +3803,23 @@ func (response CreatePaymentIntent502JSONResponse) VisitCreatePaymentIntentRespo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePaymentIntent503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response CreatePaymentIntent503JSONResponse) VisitCreatePaymentIntentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3229,10 +3923,13 @@ type ReceiveStripeWebhook503JSONResponse struct{ UnavailableJSONResponse }
 func (response ReceiveStripeWebhook503JSONResponse) VisitReceiveStripeWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3310,6 +4007,23 @@ func (response StartSync403JSONResponse) VisitStartSyncResponse(w http.ResponseW
 	return err
 }
 
+type StartSync429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response StartSync429JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type StartSync500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response StartSync500JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
@@ -3329,10 +4043,13 @@ type StartSync503JSONResponse struct{ UnavailableJSONResponse }
 func (response StartSync503JSONResponse) VisitStartSyncResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3402,6 +4119,23 @@ func (response GetSyncJob404JSONResponse) VisitGetSyncJobResponse(w http.Respons
 	return err
 }
 
+type GetSyncJob429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response GetSyncJob429JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetSyncJob500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetSyncJob500JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
@@ -3421,10 +4155,13 @@ type GetSyncJob503JSONResponse struct{ UnavailableJSONResponse }
 func (response GetSyncJob503JSONResponse) VisitGetSyncJobResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3480,6 +4217,23 @@ func (response GetUsage401JSONResponse) VisitGetUsageResponse(w http.ResponseWri
 	return err
 }
 
+type GetUsage429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response GetUsage429JSONResponse) VisitGetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetUsage500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetUsage500JSONResponse) VisitGetUsageResponse(w http.ResponseWriter) error {
@@ -3490,6 +4244,23 @@ func (response GetUsage500JSONResponse) VisitGetUsageResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUsage503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetUsage503JSONResponse) VisitGetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3571,6 +4342,23 @@ func (response ListWebhookEvents500JSONResponse) VisitListWebhookEventsResponse(
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEvents503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response ListWebhookEvents503JSONResponse) VisitListWebhookEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4579,150 +5367,155 @@ func (sh *strictHandler) ListWebhookEvents(ctx echo.Context, params ListWebhookE
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L17d9u2sij+VbD4O3vF7o+W/EhyGmWdda6bptlu81qxs3r3qXIliIQkxBTAAqAdbV9/97swAEiQBCU6",
-	"ttO0Tf9oLInEYzDvGcxcRQlf5ZwRpmQ0uopyLPCKKCLg03N2QQVnK8KU/pgSmQiaK8pZNIp+XdJkifgc",
-	"qSVBueAfSaIeSHSqBM0JwknCC6YkUhwVkqCdlMxxkSk0VUSq6e4giiOqh/m9IGIdxRHDKxKNIuJNGUcy",
-	"WZIV1nP/hyDzaBT9f8NqvUPzqxz6y7y+jqOfBF+11/sTFVKh92fPUIrXMaIsyQpJL7ylHe3rnyTCC965",
-	"vrke218Y+YRXeaZ/Otw/fLy3f7C3fxDF0ZyLFVbRKEqxIlEcqXWun5FKULaAVZ6kZJVzRViy/oWs2+t9",
-	"i6UkqYafAelTdEnVkhcKcUYA6JKIC5rof5VEVEnEL1m57iXBKRHVwr3p9vR8/h5W+NNLwhZqGY0OHz2K",
-	"oxVl7vNBaOkv6YoGMOKf/BKtMFsjPtPIAGcviCoE64JmBgP5S7FnEY0O9mO9LroqVvrDPqzKfirXRJki",
-	"CyJgUW9gGTjbiLRvWLZGakkl8hDtKZpxtUSXS8IQnknC1D1h5080U3a1bw3BnKRvsQZzc51nFU2Va8n1",
-	"k+VScjdAFEeC/F5QQdJopERBwtiZi48TPEsODo+i2D/wxw+3n/epwkJRtjie6+UHF0tTxwoyLJXFgIo7",
-	"kAvKC4lyvCBdsJV2kgmGWW6Dn6drlvzMZ5uAK9csQR/5rAO6H/XbPSGrh/ps0J7x9vpe4i2MSvEUrztZ",
-	"lOJbGNRRHwZ1rTcvc84kAVnwA07fkd8LIoGqEs6UJTCc5xlNsF778KPUG/DmvIqIEFyYV1JDshc4o+lE",
-	"2MHiaEWkxAv9G15pmTFCq0IqNCMIK5QRDQy9YBBN5UP2bIhUE5pGo+jJ/CA5TI/Iw9kjDIDtSZywOtht",
-	"/QxOzDKRnQRVghFxgVZUSsoWyKEHmlOSpXIQaenDxYymKWG3g9O8HMaHkJWuVCLGFUo4m9NFAQvgAmX0",
-	"AqjrXgFznCRESpQSRkmK9py8byyHC2QPGiWCpIQpijMDnxOmiNB8utrwRhjdcr2nRFwQgQC8aA8940zh",
-	"RCFZ5DkXCtG5EQc5EZJKZZb4mqufeMHS250g42oyh2H8E3xWSMVXRADE4Od7P7J3RPJCJKSaEu1IIiXl",
-	"LEY5XmvRhChsM0aJXV+MiEoGuwCPd1gRkPkkvf8DO+PcaBEWJvKpViLEGoFcAHkyfae/2ANxNEWSJJxp",
-	"4out0gP8ynukzWFPzStaQbnEFERsteqWbmFEoEbzL4WzhqbmmGaGlhJeZCkc34wgQXCyJCmcjHnyjK4I",
-	"L9QXW1hKzWIwk5dEUzpSdEVgQWecv8RiQb4AnixJyZ1nPF1rpsg1qR+gV/QHWMx7hgu15IL+m9ySlgt/",
-	"JJ+cnZyw6lid290zXb+yUshjtnqVenqzM7Rz/PYEnZM1CK0fCBaagPg5YbsOPheYZniWfaHzchZLgpnG",
-	"H/1Rc6VLtJNihWdYElQwwG+9pl1H+RlWRAw8kAGFHxdqeUpUkYPhKnhOhKJGWcFFSglLiEfOTrGJo0pM",
-	"eT/POM8IZvr3pTx89HgiSSJIwIJ4heU5SUeIG0vC6rtzXgiULLHAidYRBm2FKo6olIVhRq2fPl6ey0kh",
-	"suCPK6KWHNZKmDZ/foPHI7vQ6ENgqiLXWl06wbCBmqq3p0k1aJBWuu5vPoyq8Y1Sr8cvQe+phN0n4KnE",
-	"jw4OA8ttQrz5gqdEHx1uhOzWqXxIl3ApBK1r7of7D7/XGqfSqko0iv7PUqlc/vdoOAxCrgWfZ0uSnPNC",
-	"nRopGwAPKLETxRWuL4Uy9fih1uWLzNKlMTyaQimOkkIIbc3r1zue9nDeSvUbPTwhK0yzXq/QtG5qJHKi",
-	"NN8rzaI2VgNjrXDa6iFaEheziuDiSAKJh7DcwtsbJLFwH1j1JvianWlCS263dXvuFamwKmSbKeSYpjEq",
-	"mP5Xs1rGJ+4VR1WD7kOt5ukan+eExUhz24woomcgn/L+o/oA7bNdSx9Nfx8RRGtMkrAUON+sWBPxFOnh",
-	"EGeJc0oB5LU0/rz1NjgR1fLWnrTFmhJOIdb0TBCsSIMAu9lUlvHLSS74iuttTrS4l2GxkGCWkMzxjgrV",
-	"gTWMhsM1LwTO80HCV0PzrG9l34rF1Im9KVYFIXsZ0eOgk9M3SG/haWWZztbORKMMAS0hDUR9ENUeCplG",
-	"tcX8hvf+fbz3Px+ujq7/I9rCTxr2IUPkE5VKKybuKeMH0lZW5dLyeEUhJweHRw8fPf7P75/sN6C01d0T",
-	"Yle1seG3/2W/0qfjH4t5Jd4uNzLKyIQqsgpQ5zsHa8pKcwqzFPl0VwK9HGOTEvWSMnKiyAoYJf50Yt5x",
-	"XlD3sVwmFgKvraqAtSa1bfxX7jmPEdf3NLUbmYJnASPOjObgNhijqb8995ggGlP12fu/6oc15k2BfeAL",
-	"gnAJKKPdAEZ8viSQBXgl+hGnffgOqVMJirNJTgTl6STF6wCOnDZxARTIgb8IJ/pLr/d/Hm33evus0jFH",
-	"DxjdHPKtgfIJCMFu/micbW0qh+/B8lsS5LjTA4lWlHGBCkbrRH745MmTTVt9Yv/bvN86H/xD2dcNeVRt",
-	"En/pbwuRLLXdMxd8hf7FC3Gc5/XxD/Y13YfMghvTuiAJobm6R07ZQMnSWVse3AaM5ELhbJvE9o/u7mSI",
-	"CVP14x82tHln/KNperkN1lYVBJsHigaQAKBpG73fM/rJd5i1KLJNcg3U3ao83sJoaB7iRpzHaUpNxO9t",
-	"be9t7tyEm4mT9FhgwMBwIA8aFkvO+gy8WcN1W9x04i9piDQcZHqpGCXyXLfViCWWkxUXJKwIt6GS6eV8",
-	"2LbPcouwTm+WTTvt5APdHFWQFS1WyKOj7cz0PlXHz2HUDkWr5fzMlwz9yEmTtz3ehIjV6/9/F3d8uN/L",
-	"o/Ej0ZZc2s1yUvNAGGVoGqTMG9HXRqpxs4dQqZUQYDMMImXijw0FwJlLXqzf107tSxm9IEEm0A73t3WM",
-	"wBRaM57D82i2vtF8zlNdP47Sgb3VV/sDT9ct6JrXg9As32lLnaAlcYyk0swQrXCypIzsCYJT+CJxdqjd",
-	"ajs03HC7+zFRP7qWcDbPaOIHhRXnkwwCEXEksCKTzMavYpBtguFsYjZphqKaTvRBwCMSzqd8wLqtJ4Xn",
-	"Ly8fUjb48iFI+jZO0AbKslhhVsHC+zlGEs+Np2XJL4OuZBsLv9oQEoGINMIKAbbHJrtFgQ+HSm3OBQf2",
-	"4xUbRn8g0f/es6x57yQNDmXBE0YKQwAPIGXJxmb1g3aZljwEmReQAlVNPOjhuQYjyEG+tqUQPv+T4Mwk",
-	"idSRuXLFVUyUn2+dfoNnqjTqW3PlgiZkA5+A3xFN634T+PZWWu/vBWaKqro1dbDdTruRVWo2500Wgs2r",
-	"HoqdL2iDQryh6uaahB7tI/OACYNhlqILnBVEDtBUEYaZRowpfD+15p35QmicgwBVHexXUSGJMAE9+Ovg",
-	"8Mi6afzlPtoP7PI1XpFOhcaJ/JoVsb89g8iHNYwRgm/N2t9k5vcwCJKMgi+8I0D2gl4QYy6XqYvoueGt",
-	"4biYb9NvcdZPmiZDTrdYDHkxy6iEcOLknKw3Zto9kMh7XCMMeLWa6YId3K7NLuzJyDIWYCN5W1lYDcAh",
-	"GJTztTcYPH3fsm6ffk93v9PNtvPgLoPVJj0+q2LkAVTMqTuo9mGWBBr82QAsfMynSy1pOEvIUyQV11JQ",
-	"gZw1Tri20eh4Q2Cmxm6rR2srjMut1FYWgotNLrkIpqxW2qL+3WZWxgiXqdb6gCQyDrc6LDvgZL646qNg",
-	"wyPdS+4Iv2+LsJO6Rt47tzuOMizVBACxKba9PZ7X5goBVWhOVLKc2GTmQC6xzXLWTBfiLLAuaUUHqHbG",
-	"q2dg5aGZB4pNONs71aBiOd999913l5/W/47uJCkgji7JbMn5+T1kQ7iRg8wHmDJWS5NBvqBS20VYwgz2",
-	"RURYmnNqnNClOpliuZxxLNLtTKqey+2hbH1tW5C/U5xvFTz5uQmRGxlDpIpRfj7Rdt6kls25Qaf7Pu6J",
-	"ttbineNMknZ2YAtVNSaLdT1+pTWk0iGOmeVGGvdlbKJdwFUvl1jZUcZM4rWE9B7KpNJz2HxwePeBRAnP",
-	"1yO4zmDnTXCWoZwIJItkaR4zg+u3VhTsBCrHjOkFohlZUpY68kKneEX2jG8T6VMAQsTZpV6EpcfBmN2Y",
-	"CqU9p6FoH5i0B6Z/u/XJbaM1TRQl0ku6YBBmg4e13SRJMhkMQvNusViqvffTJk4b6QQN3g+h72P1FqJh",
-	"z1mHCDBKX/2pWqb6o72Dw72j/bPDo9GjJ6NHT/6nmbPeybOaOqIsZhvyUPIMs25lvO1WfKuf/2w9XM92",
-	"0mFbN4w9Ryw+FT6QaA7XmKgiq5A1mJtVbtFQrb8FJ4peAAgFxZl+TOuaUk3SIuxrMia9f/4nAVhvVsiN",
-	"tnTSoZnohVhs+BzJHlRh3IQl9D3tuYWGHZuMA3htcWcbibyztygCLoYGIeEsezOPRr9t1ohq5Hf9oRMm",
-	"bjVNcvdfD659zZJncHevxw0vPkcEJ0t0Tpnz08DNmiXWPBenwLwvBVWKMCQ5mmPRVlOdWDFWvvMs7Ids",
-	"T8DyXs/xtLDib/OTPjy2Pt4RqpORN2O5yObYXcD+mc9CWr+FJJ8j7BmoVgj6wlqLHC1DfRMVnShEJZr+",
-	"XpCCpFNUMEUzhNmYaVGMIVkLnxNtNsRoKgqmhckUXS5ppo13rFD53CUX5xJxBo+qJWFoChkGJNUDc4Gm",
-	"Jk99OmZ6JQvO0wH61Xobq2HsHGB2KZ6D0sDVkgi90WIFS0E7U6wUWeVKTtFC8Eu5i7iIx8yk/kst9XFm",
-	"lAPw4orCwDZGK6xXSZVNmh8hjD7yGTKKglRaB/C2aS9S1uCh9wnZ1HqnRlFoWKZ2aRvIQnMpqbWjclRN",
-	"CHCzzfoxP/LZU7TSmpJaYoYOjMOTKnQJFKMhAbrrZqRNSvrcyCkqStbvmJjwjdT/zzfUyvhD06uwdmCw",
-	"J2XzBwuWEQkHmNJ+WY1zyqhcbt7QjUPQ9bt8PQJW8MJHPgsnqAq6oCwEBayaWDFC07dvTs/Q8OJgqAed",
-	"ArEhnK4oQ8dvT2I0ndEsA53P/MzNZRiTdkQTJLTqm9CMQtq+H1jBOY3iCIaKwH9n77ukRRYQ9HH0aU+/",
-	"uXeBBej3egjLqN7Ajo7fnkRx4ys7eO3LZy9bz52W07b8OR13VUOKjKgQueW1YjX6M+pSA9aDLl2yV4Ju",
-	"LW3ZMNgojixzcflXmjvqWQDHbxrNrHmR6naqRSm3kpIVxBV7qpF6DVx1ook3RPnOQGlqqyzNk1KEbTip",
-	"thZ9nKwIOmFJ1AsgnWr0e4kX5JnzWTedT/1d2Slet3hHmA8as6thEpT0CoJ46KsDd8hKt3k9QZedJBmW",
-	"Ne3+8NOnKI6O4P8P4f+PPn3ajokbcK+EQmNSA0eLit3ndQdJK965f51pK78aG/44OQ/stDB3qkiHaQ8O",
-	"lSVO0YwQhiBV74LoT3MuyFOktSXN/bWiANezSIrwAlMWdiy698PACBiDZsgojuiCcXEj7lXOtQEkpXe7",
-	"7e6/IMIFJtrBoSqTrafKslnxMFCu3ae0Ox/08SWQC7XFvnWwuJGedcvjqFz67fSlgW+EDKwPuB/7hUd8",
-	"Y9meRX2T2878Dsi+hkJfI+EbF2IhqFprBWdl9gg60Rk/JyxM8RoeWHHxQJpLmWhn+sPJy5cnr19Mjn98",
-	"dfJ6cvbml+evTa0cAAVsDG5xVge4VCqHK3k5/aVnfDNB9lpoZ7GYT3s4p3vGJeiAbca/jqMfijUR5bbM",
-	"en5yaP7zr2dRHPTmrzXzIixFhSTllmN0QQSda16mjbJGLSG4YLRnYCOJUpQtZC9glNVVNsIDZjsnazQj",
-	"GWcLvaQNELEv7dE0BJRT8KL2OAHjbt0CffNQ1wGceS609lTG32WMeH7JpA/TDVOa14K70+hN2Zy7O8LY",
-	"UJN99QdrlZyaJKnIXh8rU6et1TKQCifncy5SciEhlzJYWiJX7maISdYQBat5QPV2BC8WS7TmhYD0oXrF",
-	"qcGYjdlziF84ewmiCmDJQJWkQPId4N70v72v/ksRqf5vRi/IdMxaxauQRbDSHy/dhSuAtol/lVFuZMsS",
-	"jNm0JKxpjKb+OZvP5SHYjBQf66ZPq0t3Y1ZNjDPJa7PDEw8kmh7b3DmwB0fu/ve42N8/Sn7+9Qz+INMB",
-	"gpQ+ieQSCzJm1pVEMp6TEZpejY1IHUcjdDWG9KpxFKOxy7AyH6okq3F0fT2FQ/hJ8BV6wWM0XVC1LGbm",
-	"8o2HBQ41hibhYYp2tNGWYpGijM4EFmuIK+6O9GjT6XTBxyxBo/9C5vnBa3K5MwY8Gw2HGU9wtuRSjb7f",
-	"/35fr8o+5WUbXI3ZWB2/PfmFrEfIYHeMSsodWdqEby2N/Tiy9HTyY+wOXX/pqi/9GI/ZdTnVr1QtPeV9",
-	"x359RqTa3R2zpJAxIkLAFgb2oqIV0zuJ+lQtuZ78fPV8hWk2QuMIp9hPRx5H9bnrJcV2xpGkC1bkezjF",
-	"40iv4AILve/nQqDv7Htw+Gg4RJitXUGHWaHQ4adPsaGLU5D/zyA9z/z/lTn6GL3FAq8AVe1ST34cMzo3",
-	"GX1ycCx3iBAxoNzhYzPxLoJTyPhi8BNWOJvvjKN/SLTzDxmXuYv/kLv6AM0Lg3I2+9mswX4o590ds+sx",
-	"k8XMA/ELonxvuYFxAIq7ev+MZo0kSU0Kxqnpn5zAbEFQMtB6jTsoWTu+2i8AInl1vYuu0PA7qIAlDVzr",
-	"Ba/Qd0N0DWgOrseMJsQGDSyfPc5xsiR7h4P9Fou9vLwcYPh5wMViaN+Vw5cnz56/Pn0O72i1iaoswLGR",
-	"ceeUWnh0MNg3L/CcMJzTaBQdDfYHR+aO1RJ0m+ES8ib/rf9ehKKVh/v7pTsZ5A+UDaISFbmWQkb3sRGk",
-	"6AVRNg+zUXXqcH//zipT2Bk6SlM0VngdR4/M3KEhyzUO69WMfEUwGv32IY5ksVphsY5G0Ut6QZi5d6jw",
-	"ApxqdkUf9GtDQXC63gZP61Uvq2UYgpUxerR/hMCdfkklCQL4nR7/j4EvTG1yycQFscA92g5cvz7JJtDq",
-	"8ekm2F4cDMH7ObR8Ww6vyvp510PBlTbOqrh7zmXgBE6kLIhEGDFy6alxRizzLIUgDMQ2yliCVsFYEjgP",
-	"MA3ewbxWqpxW2X5VCc6OUGD1yLBeR/D6wz2ebyB7r5uWrLbrlcOpFPw6/AAdHu4f9EKH6jYAvNQDh6py",
-	"bPDGw+1vlNW/7oQH1M3A3z5c1zEXUKAW4asg42Gzca/3QWa5Zkk3DkMlR2MSSLwycRgsm6EHc5mbrd2q",
-	"RogqK7mc9l0z1MbM5e84qRcjFw+NTUKDbN2Il2jHphmBfhHbpCM9za5+eMyKXBK72hUqWGqrf5kQ6AOJ",
-	"tBYJqd2iyMgA/QrSxsT96mVpYW5PuR8zKpHx3CMuXGgyNpm+lqUaA+ojn5lQYIB8T9cssTRxW7KNt75Q",
-	"8wm3qfzwzqjcRaQ7SPsjn8Ue6HAGYsuBsFGD7SU3S9iQXTznWcYv/cBMn5KbARqoYkaAw8ONkTzY3MM+",
-	"tO2VvfyLsanby+DNrA1YDZSE6JfH8NncbngF1VqvO1Uni7cPIBKvSIxsaWqTjxKXUfs0LqPxxtWqP68H",
-	"6NgmKlSr1yyGSvRw/2GHaNeWhyWke2cN9Wq396oCbGcOVpp/o6x7pKyfDM/0yckS2UfAt41kZNwZ0lcR",
-	"AvhrnBM2ClzeoXPXPvvXUXS2qwv79i566F+Vuq575rVYuG4h+cGdIbnddQeOa+XVwPBrR/WDHm+U5Tq/",
-	"gK5rcAphC76eiDq8cgmc16UI6NZvzRyyog1Q/aiqWSIDZGpROj1bs3IJ94NAAdxgsdlCJV1K32c64+ul",
-	"x7181T6qUC0D40bFxz/cnq5frdFxnv8pqLq/9aopPGjB/tVk29fLIfKSwjayiMJdrrdqX1gRe28vgt9M",
-	"DYMmIj20rzPe56lQcwr9Wld3iiaLaJT4ryXpBPskaPIPEvw9aYZVhk8HVRmd+ysnoftG8BdEOTdHyWAK",
-	"i54dmO5cKsPmbYGgqfMOKkbJ2n1dzcTMNYf6ja6dqbkAMo3R1N0AMQnd7hKIDTlCGKT03mVawCqbdgoB",
-	"fS9qggVxadq7xriDV3iCM2vyxYiLMZtejWvZ8eNoBHnA19MBhCVsPgAkaZv4bXmZPOSPeUHKgMtpvWbg",
-	"zYh+M3me1YEKBYBitMIqWZIUJViSPcokYZJqsGbrLup1Yzy3FYT6iPlC3rwSkV82+a64gacDNBEycPPL",
-	"XjhsX/bquuEFZRVqF7bc/SwLu9o1LO9CVev+k0upqm45hW8vBa4slekV0b/evH83OXv++vj12eTkxxvU",
-	"bA9eAOoqil6rlMkFEMLXrmscPtn+ht824q6Yq81y+u1DLclHf/QycPTHKkkmxISxT8g1rlhmuzl+fFq/",
-	"xOP4MhQjHWo4diogL4iqatTfo+ytJuksu29yp54izNA/Tw8fPXbWjzZ7pLm9rY2k8O3tz0Wrr+nAuxPL",
-	"TAKabZjgIOWfv6k6C1UDAhIXsuFMMpu5cVwmtEFyrtS49vOvv5yi9+9eop13AHwu0HP9xy640MsjWWJB",
-	"0jGzR7NTdj86OvSOY/cpIp9worI1xBtNoGM1QFNTBN8mDrny+1Pj0tSDqtj0VQJ5BfCART+Q8Gr13jQk",
-	"YN8WDVT+TLuxagsQ2eSfqCrfX+YzaDQa+CU3I79wf/djg0uSZXvnjF+yoX5+ACvozbRbXQ16mahfko4V",
-	"FyQtkVTrHvLcdoL5YrLiDzEa74ALPHMVHjqpP0D0NWZvFIhN7N6vinIr3fNenfjeIgOIBpfToHp/rbkY",
-	"JM/7PRMNmzKes7L+BxWbZMiXwdCvV+zYKDlUItsxtLvbX9Kcauo3pl1Z+ce5MONW5Sq4eG1LpdSLRbgL",
-	"w2NWuzF8pq06s7Spq3mhTUPh/e1qlkx30YJbtYHZrNgY6l7ACGNW/gQZtAObZGkEJGGJWOeKQHVCoWfV",
-	"azU3dU3FY5J2yKC7pa/PlGGtyi5lKZdHB//EsyQl88WSfjzPVozn9eJPVTWR8KPNEiCRKevRerK/HdKu",
-	"VPOFhdoWbvNNrN2SywBX6OYzG2SavbRoO6UMpVcebktsxY7vmqwgW1mulBMgYKu6WPCV13zMxV/gpTHb",
-	"gcg7Ze1+GXGrAMqulkwKLxb+hRFjsMd+yGfMCkkEoql8iqa2np4gcyK08gkFHqmsJcvbx0N8J9hR5tau",
-	"pS2PN7pD34ph+Z1rNrerabZS6SqC7XdD+a2sXxqqSFqVGD3QezDNRmotPrzOHRvbdfTmeRs7AH1h7tfE",
-	"mg0hJ0sPA/SOpFS460kza16iaSGy6d8+AvWl/E76rcPtb/ldQeGdh33fcS07N8oE/6bdrUwfF1drcmxP",
-	"OriftgqI4RXdkGvlByCMK81kfrm2YH50C9kLpVWVVcD2QMLVmIGjxHzrWLbXaezh/sOusMA2tt0mxpZY",
-	"MwVJAqF62jdI32qHd8OO5l+P8diTodmzsSl3xV8vdP6ND322571JXyWS9OJGViHZy6Gm8Xat9U1OmKwK",
-	"hJYlLM37tm1ZV6cnk7hTXQ+uRPJgzI7Z2ly5qV7vZkWBFkd/KhWy7PvR7tLj907a2DDphhpcsB/UF9bf",
-	"6gfWdd3FoNI3Be6bAnfvCpzjNG9rOOdxTvNDJ9+UnZrbSyrhrk3F/Tx2KWNto5i+IsK04ajzt9qd1/vm",
-	"bIAbvVLj7RXb47mCgk/BhKtyj86jQG1uB9pp5nTsdqV0uBSMoPIXtqG3NdK7Vy3O7yMW4GrHcA1LS8MS",
-	"ON8SEu7NhadPAdWKhzktqPwOggL9vHJl4R90oiRyzceafrNNzU+ejplackmQuuS2bYrXDQUeX+G1K58k",
-	"CVMb3GZVF7Y/jbJTB3Cgn9wW75jf8C3cLMZyDa+nm23ZVuvT1l9fajTL+9JOrrKVYLd3q2oe8te6NPH3",
-	"0mdurb94RBRich06S+lyMm3+2qF3053wbnjNfcrdZhfFrlxpp+VdYolsa8NvHpS/I+EYhNlOOHFnSsrX",
-	"TxR9qeEbBfwdKaCerdutHG/z6je047tw6t+q57jeZTDN5z2U6DQRlAW9IMy08pRP7b8oI3OF4GaEIKhg",
-	"yRKzhSlfWid+M9CfXwE3+0j9FqnVaf2MGQEV+q+iLNsKrX9drvdNw74PNmmI5KYats3DGNKqL2g/J0Ot",
-	"n6jxKOBC8RVWNHEFPJFpdykH6BUvmGr2AvWulLmsvzJVx+S/Oc9EPd9uuiG8Uuty+idieK7/6iE0160a",
-	"okaFTFvldN8WIlliScz9un/xQhznuSvKnKvNuTs3jcH4EP2jYjC1U910advincHmb4zzW6jlNq4Ki3ao",
-	"5CZlhMXWJ25xU5u96xco6maptW5+79+99EpWuI6XElHmVyyumlui40ItCVM0oWptUxnHbGqe2zulC4ZV",
-	"IcjUVh6OESTxeHeS6vmigfxwGLCWH36MygYGKCUZhWvMVMuEw/19xPgez0Oc+Z0pFW+WZgu598nC8Wt0",
-	"28aqJg7vV+mua+4l2Hsq8LU2MzcqnRHf8iZxmY4g3VGVFevwOuM47SzU3Tzirvv/D/efPL6Dkh83yfG2",
-	"5fm/rHDwGm50SAbT8YFKl2a+w41fzZau2/18OfE1ltu488qqQL2V4ld2372oM0V7Dj5T7FOI0lRrhCyb",
-	"DfUlUb/yklD+2asvGbi2tKXmJLQqJLbipE33MWULxswUoNTsuFZ3MkaSmw1A61sLH4lWVEqSwkUqXCyW",
-	"ChX5AB0rtOJSwc1NvfGciDHrKFKJRMEkwgphKFA3stWU9as9q1eO2Uc+GyBbLoy6MvcvnlelPl3tvKBS",
-	"DWd0uoZuTXfqO/wbVqv809ek/MMK4d3JHZlaKcpw0UlA9Br3+soKS96ipuTfuUTkn6Xg4x3geVkYMlgO",
-	"so7gzdpZDYcPzjJp0Jmk0JHdk0xxabjELscfGsGBBHt/9gyleB1E36+2EtffrTLW13tFulkNy6BMibVO",
-	"vRoak3BrMiOp1Ui1HfVcAyAYop7YGJe3CqlwLSHAMtb8PZz16Dcn+2ozHz/cvwlWNXvbmFBooP5lZcCf",
-	"PTewxNya9SU7zC9Yhrjodq2UzXH1Yxq7wXJIeVKAp6dsLzMEvLFThF0Yrcsc0lUXgF6HZS+vuFH6H5oB",
-	"YL2lZrCgcnWUd0Da/pO6b07WbnGUI74/cf2LanEHb4bSk7fJQ0Oy+Z60nXIat0f8oUzadddAXpJxvTWB",
-	"v98yTBMYpV2iKlxezxuvXriqc2V1nKpwzVnP7YWWyNY5pkkaZWl3oaVOKNhKAfF2jcS+G4dVE5jeKiJ2",
-	"aCNL2kO/A22peTLBIvUxNKSjpgvPDCfnC6EVR4RBdfdxC7StQA1BU9UYVufKGcclrF1HSG8cUw6yPZBr",
-	"J2S65LkGODBSxnGKZjjTNC78NbkOPR+u/18AAAD//w==",
+	"7L17d9u2sij+VbD4O3vF7o+WbCfpaZR11rlumna7zWvFzurdp8qVIBKSEFMAC4C2tXP93e/CACBBEpTo",
+	"V5q27h+pJZF4DGYG857PUcJXOWeEKRmNPkc5FnhFFBHw6SU7p4KzFWFKf0yJTATNFeUsGkW/LmmyRHyO",
+	"1JKgXPBPJFGPJDpRguYE4SThBVMSKY4KSdBOSua4yBSaKiLVdHcQxRHVw/xeELGO4ojhFYlGEfGmjCOZ",
+	"LMkK67n/Q5B5NIr+v2G13qH5VQ79ZV5dxdGPgq/a6/2RCqnQh9MXKMXrGFGWZIWk597SHu/rnyTCC965",
+	"vrke218YucSrPNM/He4ffru3f7C3fxDF0ZyLFVbRKEqxIlEcqXWun5FKULaAVR6nZJVzRViy/oWs2+t9",
+	"h6UkqYafAelzdEHVkhcKcUYA6JKIc5ro/yuJqJKIX7By3UuCUyKqhXvT7en5/D2s8OUrwhZqGY0Onz6N",
+	"oxVl7vNBaOmv6IoGMOKf/AKtMFsjPtPIAGcviCoE64JmBgP5S7FnEY0O9mO9LroqVvrDPqzKfirXRJki",
+	"CyJgUW9hGTjbiLRvWbZGakkl8hDtOZpxtUQXS8IQnknC1D1h5480U3a17wzBHKfvsAZzc52nFU2Va8n1",
+	"k+VScjdAFEeC/F5QQdJopERBwtiZi08TPEsODh9HsX/g3z7Zft4nCgtF2eJorpcfXCxNHSvIsFQWAyru",
+	"QM4pLyTK8YJ0wVbaSSYYZrkNfp6sWfIzn20CrlyzBH3isw7oftJv94SsHurGoD3l7fW9wlsYleIpXney",
+	"KMW3MKjHfRjUld68zDmTBO6C73H6nvxeEAlUlXCmLIHhPM9ogvXah5+k3oA35+eICMGFeSU1JHuOM5pO",
+	"hB0sjlZESrzQv+GVvjNGaFVIhWYEYYUyooGhFwxXU/mQPRsi1YSm0Sh6Nj9IDtPH5MnsKQbA9iROWB3s",
+	"tn4Gx2aZyE6CqosxRisqJWUL5JADzSnJUhkjLhBGK7KaEaH/hnOp3tSkMGY8JwKAhVJOJGJcoZTMKSNo",
+	"R5+fRFgQtMIqWZIUkUucqGy9O0BTGGaKzDOaqGBSDSLAicGYRfrq42JG05Sw2x3SvBzGPx57tVOz6oSz",
+	"OV0UsH8uUEbPgbTv9VSOkoRIiVLCKEnRnhM2GsvhAlksQ4kgKWGK4kwONHyOmSJCXxLVhjfC6JbrPSHi",
+	"nAgE4EV76AVnCicKySLPuVCIzs1dlBMhqVRmiW+4+pEXLL3dCTKuJnMYxj/BF4VUfEUEQAx+vvcje08k",
+	"L0RCqinRjiRSUs5ilOO1vhcRhW3GKLHrixFRyWAX4PEeKwICB0nv/8BOOTcijIWJHDXE2yUvRLZGsyJd",
+	"EAWI35QmNH3IHLbjfk0ySpgaM5ymQuPvHNPMiHa4UEuNnwlWBCnOEZ8rwgboPVFijeAmhAVM4Ys9uICn",
+	"SJKEs1Rqmo+toAc82nuofaucmJf0rBeYglhRAaslT5lrX1PXlyIVQ8oWNFyghBdZClgzI0gQrBkiIIR5",
+	"8pSuCC/UF1tYSs1iMJMXRDMYpOiKwIJOOX+FxYJ8AfRckvJGmvF0rXGNaw5zgF7T72ExH5jGKS7ov8kt",
+	"WUjhj+RzEXc3WqqoM9l7Ziev7d3r8XiPhvS1unP07hidkbXUz3xPsNAkxM8I23XwOcc0w7PsC52X09IS",
+	"zDT+6I+aGV6gnRQrPMOSoIIBfus17T7XKlMP2r9Xyv/A7BVF0tckpfgUHvojsFuD7OeTt2/QzvSFmXxP",
+	"L2ZayojT5kKm+pxLRAPoHBVqeUJUkYOJQ2gRTFEj1uIipYQlxAOFE4HjqJIpvJ9nnGcEg7S1lIdPv51I",
+	"kggS0DVfY3lG0hHiRue0mtGcFwIlSyxwoqXJQVv0jiMqZWEOsvXTp4szOSlEFvxxRdSSw1oJ04ryb/B4",
+	"ZBcafQxMVeRa/k8nGDZQUwr2NIMLmi4qreg3H0bV+Eb90+OXoPeUB5ym1Ojq77yzmONMknjD8Xia1dOD",
+	"w8BemsfRfMHTxR4fbgT71qn8YyiBVghaVwAP9598pxUXpYXOaBT9n6VSufzv0XAYBGsLeC+WJDnjhTox",
+	"8lIAe0EXmiiucH0plKlvn2iVsMgsqzP6a5Pa4ygphCAsAQNUx9MeQVj57FoPT8gK06zXKzSta6yJnCh9",
+	"lZTadRvl4a6qEN5KlJrFFbOKGuNIAv2HSMDC2xsksXAfWEE1+JqdaUJLlrh1e+4VqbAqZJtj5JimMSqY",
+	"/r++vRifuFccyQ26D7Wap2t8nhMWI82SM6KInoFc5v1H9QHaZ7uWPppmYyK0qIskYSmwxVmxJuI50sMh",
+	"zhJn2wTI6yvgZuttsCmqRRh70hZrSjiF+NYLQbAiDQK8IQ/LMn4xyQVfcf3GRItXMnyhJJglJHOMpaID",
+	"4Buj4XDNC4HzfJDw1dA861tybsV/6pygeTELQvYyosdBxydvkd7C88r+MVs7TZwyBISGNIT1KVV7KGQa",
+	"1RbzG97799He/3z8/PjqP6ItzKZhBmCIXFKptCDonjK2Rq1MV2ZTj5EUcnJw+PjJ02//87tn+w0obTUp",
+	"hnhZbWz47X/Zr/Tp+MdiXom3XyoZZWRCFVkFSPe9gzVlpdaMWYp8oiyBXo6xSQx7RRk5VmQFXBRfHpt3",
+	"nKXdfSyXiYXAaytkYC25bhv/tXvO49L1PU3tRqagR2PEmZE53AZjNPW35x4TRGOqPnv/V/2wxrwp8BZ8",
+	"ThAuAWXkIsCIm18TsgDjUz/itA/fIXUqQXE2yYmgPJ2keB3AkZMmLoDoOfAX4eSC0rPyn4+3e1Z8Puo4",
+	"pweMbvb5zkD5GG7IGzJPY+1tswD4HtTwJUGOdT2SaEUZF6hgtM4BDp89e7YJDs/sf5uBUWeSfyhvuyYD",
+	"q03iL/1dIZKlVkLngq/Qv3ghjvK8Pv7BvmYKIW3j2oxAkITQXN0jG23ga+ktKA9uA7pyoXB2q7veP9e7",
+	"u32ME7Uf57GO9zvjPE11z22wtqogTD1QNIAE0E7buP+B0UvfwNEi1zY9NvB6q0x6C12keYgbCSKMMwGd",
+	"vQU348XrscCA3uJAHtRXlpz1GXiz4Oy2uOnEX1FDN/VTd5DpJZyUyHPVFkCWWE5WXJCwCN2GSqaX83Hb",
+	"Psstwjq9WTbt9GZMopsXC7KixQp5RLadDd+nRHoTFu/wt1rOz3zJ0A+cNBnft5uwtHr9/+9inU/2e1lR",
+	"fiBae0y7+VFqHgjjE02DZHst4ttIUm72EJ61YllscEykjOu8ITo4LczzRvlCr30po+ckyCHakSpt6SQw",
+	"hRa45/A8mq2vNZ9zONSPo/RDbDUif8/TdQu65vUgNMt32ldSUEE5QlJpTolWOFlSRvYEwSl8kTj11m61",
+	"HdXQ8J74HvW6b1arJhP9FdgJ4OGEs3lGEz/IQXE+ycDJFOv73HzmbAEzlcb6yYqkFE9g53EksCKTzLpO",
+	"Y7g1BcPZxEDIrINqItOnCI9IONzyAeu6mBSez6R8SFkH3Mcg37C+ojZEl8UKswqQ3s8xknhuTENLfhE0",
+	"jNsYkM8bHAf1sIjYRHUpMDpRqVXM4MC+z2rD6I8k+t97lunvHafBoSx4whhlqOcRhOrZsAD9oF2mpS1B",
+	"5gWE/lUTD3rY4UExc5CvbSlEDP8kODPBUXVKqGyHFQfmZ1un32BKKw0N17slc0ETsoEDwe+IpnVDD3x7",
+	"K2H79wIzRVVdwzvYrjteS402m/MmCwHudQ950r/Cg+JBQ8LONX093UfmAeMnxSxF5zgriBygqSIMM401",
+	"U/h+alVO84XQCAkezDrYP0eFJMJ4fOGvg8PH1q7kL/fpfmCXb/CK3EyOcpJGTbPZ3x5z5x8EjBECfs12",
+	"0eV5CfpcAkYDiP/odBT+RM+J0e/LYF/00nDlsH/QN0Js8UtMmmpMTrdoMXkxy6gEZ/TkjKw3xqY+ksh7",
+	"XGNTMCSmg0+2GY09GVm6PaxHcyvzqwE4BINyvvYGg6fvmwLap9/Ts+FEwu3cu0uJtmHCL6oIiwAq5tQd",
+	"VPswS+oN/mwAFj7mk6W+ozhLyHMkFdf3p4Ib2pgU24qsYxyBmRq7rR6trTAut1JbWQguNjTpPBjkXQmp",
+	"+ncbixwjXCYn6AOSyFgI67DsgJOy8Q895Hp4pHvJHWEI2yINSF0R6J0NEUcZlmoCgNjk49/uumxzhYAQ",
+	"NScqWU5s+H8g+t7mBWimC14jWJe09woIhcYMaWDloZkHik042zvkomI533zzzTcXl+t/R3cSHBFHF2S2",
+	"5PzsHqJC3MhB5gNMGaulyblYUKnVMWwihe2LiLA059RYzUtBNMVyOeNYpNuZVD37wUPZ+tq2IP/N7vqt",
+	"t1J+ZkIFzAVEpIpRfjbRuuekFp+8QRr8Lu6J01YLtwttOupaeKzRXKzrrjotW5Xmfcwsq4Lo7tg49oDl",
+	"XiyxsqOMmcRrCZFjlEml57DpFfDuI4kSnq9HkB1k501wlqGcCCSLZGkeM4Prt1YU1A8qx4zpBaIZWVKW",
+	"OtpDJ3hF9owxFulTACrF2YVehCVWE4B6PRKV9pyGon1g0h6Y/u3WJ7eNEDXFlBQh6YKBRxEe1uqYJMlk",
+	"MAjNu0URqvbeT9Q4aYRVNC4G8PIfqXfg+HvJOu4HIxHWn6olfjzdOzjce7x/evh49PTZ6Omz/2mmgHQy",
+	"tKYAKYvZhnicPMOBXbRtgs7U+U4/f2MhXc923KGyN9RERyw+FT6SaA5ZgVSRVUiPzM0qt4iv1gaEE0XP",
+	"AYSC4oyCbSbXt29ahO1fxlLgn/9xANabpXUjSh13iC16IRYbbnLtB+UbN2EJfU+0bqFhxybjAF5b3NlG",
+	"Iu9tUlLActEgJJxlb+fR6LfN4lKN/K4+dsLEraZJ7v7rwbWvWfICUmF7JEzyOSI4WaIzypz5BxLVlljz",
+	"XJwC874QVCnCkORojkVbhnXXirEPOJvEfkgxBSzv9RxPC3v9bX7Sh8fWxzt8izLyZiwX2Ry7C9g/81lI",
+	"JbCQ5HOEPe3VXoL+Za2vHH2H+vorOoa0junvBSlIOkUFUzRDmI2ZvooxBK3hM6J1ihhNRcH0ZTJFF0ua",
+	"ac0eK1Q+d8HFmUScwaNqSRiaQjAFSfXAXKCpSYGYjpleyYLzdIB+tUbMahg7B+hkiucgNHC1JEJvtFjB",
+	"UtDOFCtFVrmSU7QQ/ELuIi7iMTOx5VLf+jgzwgEYh0VhYBujFdarpMrmY4wQRp/4DBlBQSotA3jbtHnJ",
+	"NXjofUKgvt6pERQaaqtd2gay0FxKaumoHFUTAiSKWvPoJz57jlZaUlJLzNCBsaNShS6AYjQkQLDdjLRJ",
+	"SZ8bOUVFyfod48S+lm5wcy2u9Ik0TQ5rBwZ7UjaOsmAZkXCAKe0X3TmnjMrl5g1d22deT43t4USDFz7x",
+	"WThQV9AFZSEoYNXEihGavnt7coqG5wdDPegUiA3hdEUZOnp3HKPpjGYZyHzmZ26yLUyEFU2Q0KJvQjMK",
+	"qQW+swfnNIojGCoC455NqEiLLHDRx9Hlnn5z7xwLkO/1EJZRvYUdHb07juLGV3bw2pcvXrWeOymnbRl7",
+	"OlK/Q4KMqBC5ZdJiNfoz4lID1oMuWbJXoHItfNsw2CiOLHNxoWaaO+pZAMev62GtmZjqSqxFKbeSkhXE",
+	"FXuqkXoNXHWiiTd4Hk9BaGqLLM2TUoRtOKm2FH2UrAg6ZknUCyCdYvQHiRfkhTNoNy1T/e3cKV63eEeY",
+	"Dxq1q6ESlPQKF/HQFwfukJVuM4mCLDtJMixr0v3h5WUUR4/h3yfw79PLy+2YuAH3Sig0JjVwtKjYfV53",
+	"EGXjnfvXGWfzq9Hhj5KzwE4Lk/dFOlR7MKgscYpmhDAEgYfnRH+ac0GeIy0tae6vBQVIISMpwgtMWdjq",
+	"6N4PAyOgDJohoziiC8bFtbhXOdcGkJSm77Yv4JwI57Voe46q0LueIstmwcNAuZaqa3c+6GNLIOdqi37r",
+	"YHEtOeuWx1HZ+9shVQNfCRlYA3E/9mujMipl2Z5FfZPbzvwOyL6GQl8j4RsTYiGoWmsBZ2X2CDLRKT8j",
+	"LEzxprIGF4+kyfdFO9Pvj1+9On7z0+Toh9fHbyanb395+caUngJQwMYgQbg6wKVSOeQt5vSXns7PBNmM",
+	"487aS5d7OKd7xiTogG3Gv4qj74s1EeW2zHp+dGj+86+nURw09a818yIsRYUk5ZZjdE4EnWteppWyRu0C",
+	"SLTaM7CRRCnKFrIXMMpiRRvhAbOdkTWakYyzhV7SBojYl/ZoGgLKCVhRe5yAMbdugb55qOsATj0TWnsq",
+	"Y+8ySjy/YNKH6YYpzWvB3Wn0pmzOXUI1NtRkX/3eaiUnJvYqsml0Zay31VoGUuHkbM5FSs4lxHcGi6Xk",
+	"yiXBmDAPUbCaBVRvR/BisURrXgiISqoXcBuM2Zi9BP+F05fAq2Dq0FAlQwGBgHvT//a++i9FpPq/GT0n",
+	"0zFr1YJDFsFKe7x0uWWm0g04x0oXOLJ572M2LQlrGqOpf87mc3kINpbFx7rp8yr5cMyqiXEmeW12eOKR",
+	"RNMjG88H+uDIlRYYF/v7j5Offz2FP8h0gCDMUCK5xIKMmTUlkYznZISmn8fmSh1HI/R5DFFb4yhGYxe4",
+	"ZT5UsVvj6OpqCofwo+Ar9BOP0XRB1bKYmTwjDwscagxNNMQU7WilLcUiRRmdCSzW4HTcHenRptPpgo9Z",
+	"gkb/ZcuTDN6Qi50x4NloOMx4grMll2r03f53+3pV9ikvFOHzmI3V0bvjX8h6hAx2x6ik3JGlTfjW0tgP",
+	"I0tPxz/E7tD1l66Y2Q/xmF2VU/1K1dIT3nfs16dEqt3dMUsKGSMiBGxhYBM27TW9k6jLasn1aO3PL1eY",
+	"ZiM0jnCK/RDpcVSfu16hb2ccSbpgRb6HUzyO9ArOsdD7fikE+sa+B4ePhkOE2drVCpkVCh1eXsaGLk7g",
+	"/n8BUX/m39fm6GP0Dgu8AlS1Sz3+Yczo3AQKysGR3CFCxIByh9+aiXcRnELGF4MfscLZfGcc/UOinX/I",
+	"uAyJ/Ifc1QdoXhiUs9nPZg32Qznv7phdjZksZh6IfyLKt5YbGAeguKv3z2jWiL3UpGCMmv7JCcwWBCUD",
+	"Lde4g5K146v9AiCSn6920Wc0/AYKykkD13r9OPTNEF0BmoPpMaMJsU4Dy2ePcpwsyd7hYL/FYi8uLgYY",
+	"fh5wsRjad+Xw1fGLl29OXsI7WmyiKgtwbGTMOaUUHh0M9s0LPCcM5zQaRY8H+4PHJmNsCbLNcAnhmP/W",
+	"fy9C3srD/f3SnAz3DxTCohIVub6Fyqpi+hqLfiLKhnc2irgd7u/fWRkPO0NHHY/GCq/i6ImZOzRkucah",
+	"V2XuKo6e9nmlXtLLlx2j0W8f40gWqxUW62gUvaLnhJmsTIUXYIezm/gYR5d7QqsUpiLlKNLICoMNBcHp",
+	"etvBWPN8WdHFUL6M0dP9xwjs8hdUkuBJvdfj/zEHBVObiDVxTm5+So+3v+KX3dl0RnpJ9PqHdH4wBHvs",
+	"0N4kcvi5LJB5NRRc6deqSICcy8BRHktZEIkwYuTCEyyNoMCzFNxC4G0pvRtaKGRJ4GBBWXkP89p77qQK",
+	"Tqxq7HY4J6tHhvVCoVcf7xFRAsGG3dRt5W+v9lOlctThd1O8erJ/0AuvqjQLeKkHMlZVEuGNJ9vfKIvy",
+	"6RcOn21/wa9ad0NOdnvKquvMv328qpMaYGfNHVodmkd+xhdxc+qTa5Z0Ex3UljValcQr48rCsum9Man/",
+	"bO3WOkJU2cvfKTA1XXfMXAiUExxi5FzKsYkJka36CRLt2EgtENFiG7elp9nVD49ZkUtiV7tCBUtthS7j",
+	"RX4kkRbEIa5eFBkZoF/hwjau03qhbJjb04/GjEpknB+IC+fdjU0ktb1MjA76ic+MNzXAb07WLLFEfFs+",
+	"E299oWZWb7OlwztjS86p38GLPvFZ7IEOZ3BhOxA26qS94mYJG6K35zzL+IXv2+pTBDhAA5XbDXB4uNEZ",
+	"Cpt7YJJfHZME9gRFR/qFj9wx3xx+hkrUV53ip6WARxAWoUiMbNl9ExwUlyEUaVyGRhi7t/68HqAjGzVS",
+	"7UkzKyrRk/0nHVKNVgMtSd47k6lX8r5X6Wc7m3kQZL5OGv3RcGyfMC25fgIcvQFBGiuV9MWWACUYm5N1",
+	"7pcZly7DuH/lVWeScN783mVS/dy5q7rDRV9VVy1yObgzcrG77qAWrQEYGH7tRHPQ442ywC+88LTPugL1",
+	"U/9CFGcQH2F7xreiseFnF1J8Vd6D3eqCmVlWxA6SNFU1TXSATOFdp8xASW5IZwN5eoPGbgsBdcnQN3QP",
+	"1XtLeBHUfSTLWkzQtbpLfLw9S3q9Rkd5/qdgSP2tF5o5BS0Yf7kL/oG53Ya55SUbuAF3K1wBDCu2hwXp",
+	"D7ZYw/XEaGhw1UN6PuV9ngo1TtKvdXVOanK3RvuZWsRbsIeP5lxBXnVPkn0VLtfBEIzO9LVT/1+EvH4i",
+	"yhnWSh5cWDK4Fp05096wmfgTVJTfQ7U6WcvL19zfZCzVkzN3piaXaxqjqUvmMrkZLp/LRg+AR7M0e2da",
+	"MlE2ghxiczwHKBbEZVzsGoMBvMITnFkzQoy4GLPp53Et0WUcjSCk/2o6AA+jDe2BfAsTilEWjQjZBX8i",
+	"pe/0pF7p9HosZzNzOK0DFeqLxWUXowRLskeZJExSDdZs3cU73BgvbYGyPvJRIa9f6MyvBH9XvMgTnpoI",
+	"GUjitLnD7bzNrmRNqK1Sy710qZYWdrWMSi83spXK6KIjq4TFcCJiIPuwjJSK/vX2w/vJ6cs3R29OJ8c/",
+	"XKOzRzCXr6t1Rq2+LxdACA9s+u7YtA1y/O1jLcZPf/QC8PTHKkYuxM6xT/w1TloGuzrOftLM4WtweMMQ",
+	"HIuHasxDfSSdktRPRFXtPe5RiKgm6ezzYiIqnyPM0D9PDp9+6zRQrXpKU/BBK6rhgg9fEqn/hijaHQlr",
+	"ImZt8yB3iD7GuorgYUyNo7wIiBsQ1WuCck3lhDIwF5IMpCaan3/95QR9eP8K7bwHdOECvdR/7IIfq0Si",
+	"JRYkHTOLTDtlU8THhx4C7T53zQIhSsF4G1cDNDVNTWwApGunMjXeAD2oik0rHbisAUyw6EcSXq3em4ak",
+	"i3dFg/huaG2o2rxENogxqtqxlHFZGosHfq3jyG/E0v3Y4IJk2d4Z4xdsqJ8fwAp631itFja9DBtfkvMo",
+	"Lkha4q4WvOSZbZb2xXjKg6nhHjnYC1drp5Nz9WdYtavVSH6bLle/bNWtlIZ79d15iwwQCSQIQyeZWstS",
+	"SGDy20AbFmtsxWWBJioebuw//sa24TxQr3LH8LfdW1/SJ5pxGpNAWRnO+QziVmVDqL1hS2nV6wW5mhFj",
+	"VisacUqksiueurJH0xhNhfe3K1s13UULbmVEZhMjYih9BCOMWfkTJFEMbJy9kS0IS8Q6VwTq3go9q16r",
+	"KdZgqvSTtOP6vlvyvuH13yruVVbzenrwTzxLUjJfLOmns2zFeF4vDlgVlAo/2qwCFZnKTq0n++uv7Upm",
+	"X1ge2MLsHiSCvwOHBNbVzSOvLw7YnHvb8GwovdKnWxyxdlrXKw3ZqqnlFQsiS1XzEb7y2rI6Zy28NGY7",
+	"EKtEWbuzVdyq37WrL3WFFws/39EYqWLfPzxmhSQC0VQ+R1NbK1aQORFa54DKxlTWcr3s4yGeGWwMd2tz",
+	"6pbH65lIt2O2fo+5zY3lmk3PuvpK+H3LfisLd4dKcVe1tQ/0HkxbsFozLq/H1sbGWr359cZGfl+Yczex",
+	"ZoN/2tLDAL0nKRUuu3ZmrQpoWohs+uCu/rPcGIfb3/Kbrd/oltHvPOk7j+uevvFu8jPTb6W9Ood684rw",
+	"bin3U+CiMnUStt1Uw890Q5is7/0zNmkTyuvajPqObWQLM1SlzIHsArGyYwaGOvOtuzu8zqVP9p90+eS2",
+	"3R9trtC6X01hr0CAEe0bWtRqr3utVgm3zxH44pzVno2Nli7kQ0TvA0+7jdurSZMlYvXjbGER3ApZezn0",
+	"INguib/NCZNVQe+yqrR53zZN7WolaSIXq4odlZgxGLMjtjbJq9Xr3Vwt0EPxTyUWl+3B2p3+/P6LG5su",
+	"XlMqDTac/MIyaf3AuvI9DSo9CKUPQulfTyh1rO1dDck9Dm5+6C+Z+vWXg9LoKyohibRiwx7flrFWAE0r",
+	"M2E6f9UZba0exn2zWMCzXplatvzG0VxBMchg/Gi5R2euoTZYDO00g8R2u2LEXExXUKANGyi2tQy+V8nU",
+	"b4oaYK9HkF+sr+USOA8RTl+VqVWfHKoVI3WSXfndJsdTP+tpWV8QHSuJXN/Vpn1zU3e252OmllwSpC64",
+	"7evmtWuDx1d47ao0SsLUBvNm1YD2TyPA1QEcaKW7xYrp97oNd7OzDMhrZ2u71dZa1PaXARtNhL+0MbJs",
+	"sdxthawamD0k8T3IaL1ltFvLZB7V9mG2W+Sw0jRoWi23w1xMh+i7YXr3KUs0O1l3pbM4ifYCS2TbSz9Y",
+	"uh6IsB8RGiS7ORHGnaFkXz+B9aWsB2p6oKabpEdcW3nY5hRqaA934RNqGj+v5xP62BFq9wEqpRsH3IKe",
+	"E2Yatcvn9v8oI3OFIKtNEFSwZInZwlSRr/MRM9CfX0Ex+0j9BvjVaf2MGQEV46+iTNhC+X9dBvqggfwl",
+	"2LWhyrvSQGxg05BWTeT7WYNqzeeN6QcXiq+wookr6I5Mb3Q5QK95wVSzcbyXl+xCgMvYNxMM60xI9eDb",
+	"6QbfXq0l/p+I87pm/YfPnj3zu+dHhUxb7RXeFSJZYklMkva/eCGO8tw16cjV5mC46zoAfYj+UQ7A2qlu",
+	"Kpli8c5g8wMHf+Dgfyo/n8VzVLKv0r1nG2T0Zus2p8Av1tjN22ttpj+8f+VVrnJ92iWizG+lUbVkR0eF",
+	"WhKmaELV2gYpj9nUPLd3QhcMq0KQqW2JESOIivOSTOsB4oGsFRiwlrVyhMrOWiglGYVSHVRfTof7+4jx",
+	"PZ6bkO0ZT+EHaEx7scQK8k2ovnqmLwxn2tP4PkU7Uw3Xiz39xnQ3dMG8Nx2QzMZsf6I+QXF+6xnoRSVt",
+	"LIvffKauCZWH1lMhqnVPvFb9rfiWVTXKkB7pDrqsIozXGcdpZ/+ZJoJ0VeJ5sv/s2zuoG3advBXbderL",
+	"3nFeH7mOC840MqPSpc7scGM+teWEd29+3d33PfTHuFYbRfuBeiv51aXJAVQ9VmvPQXaV9jHfGkZhscKx",
+	"3j5FxE2lbYho21AbHPUrDQ7dT7za4IGM0S31wqFTN7HVwm1onSn1M2ameLhm+rWa4TGS3GzgAv6x8EIr",
+	"KiVJIYcVF4ulQkU+QEcKrbhUkPCvN54TMWYdBcaRKJhEWCEMJYFHtpmIfrVn5fEx+8RnA2SLrVLX5emn",
+	"l1WZdletOKhDwBmdrKFZ6Z2af/+Glcb//PXE/3bperUy4uGC4UAc24XQr68s+C0qgv+dC3z/lct13wHN",
+	"lGW9g8W8O4ilHlLfLMLZMLvhLJOGMkiqb0//woxLrS12GUPQnhku1g+nL1CK10FK+GpLev7tSmz+7Ytm",
+	"NMtqGtTcRjRO6BwahXprFDOp1d23bbZdV1AYoh7RHJe52lS4PnFgldA3VTjc2e9Y/NWGPH+8fwW26gC9",
+	"MZLYQP2B2O47KLjE9pq+K/spvI7oYHXivNvGRZlUmCUEuvRpQgHVLOVJAQa7sn3lEFDQzhy2JbUS1qQr",
+	"XQO91MtewXGjLxZ0ysJ6p03nU2VzKvPc2oasuulV1lLSyhE/HLv+qDU/ljdDaajdZCoj2XxP2k6cjVQ4",
+	"fyiT0tE1kJeoUO/b5e+3dAcGRmnXwAzX/PXGq1fG7FxZHdUqFHTmifZCSxzsHNNEi7O0uy5iJxRsGZp4",
+	"u2xl343DQhZMb0UqO7S5rdpDvwdxsHkywW5MMTS8pqY55wwnZwuhpWmEQZ/xcQvEyUBhY9OjAlbnmlPE",
+	"Jaxdx3lvHFO5uj2Q6z1qunC7JpcwUsZximY40zQu/DW5xp0fr/5fAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

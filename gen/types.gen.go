@@ -167,18 +167,21 @@ func (e EnvironmentFilter) Valid() bool {
 
 // Defines values for ErrorBodyCode.
 const (
-	ErrorBodyCodeConflict           ErrorBodyCode = "conflict"
-	ErrorBodyCodeForbidden          ErrorBodyCode = "forbidden"
-	ErrorBodyCodeInternalError      ErrorBodyCode = "internal_error"
-	ErrorBodyCodeInvalidRequest     ErrorBodyCode = "invalid_request"
-	ErrorBodyCodeNotFound           ErrorBodyCode = "not_found"
-	ErrorBodyCodeNotImplemented     ErrorBodyCode = "not_implemented"
-	ErrorBodyCodeRateLimited        ErrorBodyCode = "rate_limited"
-	ErrorBodyCodeRequestTooLarge    ErrorBodyCode = "request_too_large"
-	ErrorBodyCodeServiceUnavailable ErrorBodyCode = "service_unavailable"
-	ErrorBodyCodeStripeError        ErrorBodyCode = "stripe_error"
-	ErrorBodyCodeStripeTimeout      ErrorBodyCode = "stripe_timeout"
-	ErrorBodyCodeUnauthorized       ErrorBodyCode = "unauthorized"
+	ErrorBodyCodeConflict             ErrorBodyCode = "conflict"
+	ErrorBodyCodeForbidden            ErrorBodyCode = "forbidden"
+	ErrorBodyCodeInternalError        ErrorBodyCode = "internal_error"
+	ErrorBodyCodeInvalidRequest       ErrorBodyCode = "invalid_request"
+	ErrorBodyCodeMethodNotAllowed     ErrorBodyCode = "method_not_allowed"
+	ErrorBodyCodeNotFound             ErrorBodyCode = "not_found"
+	ErrorBodyCodeNotImplemented       ErrorBodyCode = "not_implemented"
+	ErrorBodyCodeRateLimited          ErrorBodyCode = "rate_limited"
+	ErrorBodyCodeRequestTooLarge      ErrorBodyCode = "request_too_large"
+	ErrorBodyCodeServiceUnavailable   ErrorBodyCode = "service_unavailable"
+	ErrorBodyCodeStripeError          ErrorBodyCode = "stripe_error"
+	ErrorBodyCodeStripeTimeout        ErrorBodyCode = "stripe_timeout"
+	ErrorBodyCodeUnauthorized         ErrorBodyCode = "unauthorized"
+	ErrorBodyCodeUnsupportedMediaType ErrorBodyCode = "unsupported_media_type"
+	ErrorBodyCodeUriTooLong           ErrorBodyCode = "uri_too_long"
 )
 
 // Valid indicates whether the value is a known member of the ErrorBodyCode enum.
@@ -191,6 +194,8 @@ func (e ErrorBodyCode) Valid() bool {
 	case ErrorBodyCodeInternalError:
 		return true
 	case ErrorBodyCodeInvalidRequest:
+		return true
+	case ErrorBodyCodeMethodNotAllowed:
 		return true
 	case ErrorBodyCodeNotFound:
 		return true
@@ -207,6 +212,10 @@ func (e ErrorBodyCode) Valid() bool {
 	case ErrorBodyCodeStripeTimeout:
 		return true
 	case ErrorBodyCodeUnauthorized:
+		return true
+	case ErrorBodyCodeUnsupportedMediaType:
+		return true
+	case ErrorBodyCodeUriTooLong:
 		return true
 	default:
 		return false
@@ -937,6 +946,9 @@ type Unauthorized = Error
 
 // Unavailable defines model for Unavailable.
 type Unavailable = Error
+
+// UnsupportedMediaType defines model for UnsupportedMediaType.
+type UnsupportedMediaType = Error
 
 // AdminSyncProjectParams defines parameters for AdminSyncProject.
 type AdminSyncProjectParams struct {

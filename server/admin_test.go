@@ -96,7 +96,10 @@ func TestProjectCredentials(t *testing.T) {
 		if ok.StatusCode != http.StatusOK {
 			t.Fatalf("valid credentials: got %d, want 200", ok.StatusCode)
 		}
-		var firstMsg string
+		// One message for missing credentials and one for credentials
+		// that are not valid; neither says which header was wrong.
+		missing := map[string]bool{"NoAPIKey": true, "NoSecret": true, "NoTenant": true, "NoProject": true}
+		msgs := map[bool]string{}
 		cases := map[string]http.Header{
 			"NoAPIKey":         p.headers("x-api-key", ""),
 			"NoSecret":         p.headers("x-secret-key", ""),
@@ -116,10 +119,11 @@ func TestProjectCredentials(t *testing.T) {
 					t.Fatalf("got %d, want 401", resp.StatusCode)
 				}
 				msg := errorMessage(t, b)
-				if firstMsg == "" {
-					firstMsg = msg
-				} else if msg != firstMsg {
-					t.Errorf("got message %q, want the same message for every failure (%q)", msg, firstMsg)
+				kind := missing[name]
+				if msgs[kind] == "" {
+					msgs[kind] = msg
+				} else if msg != msgs[kind] {
+					t.Errorf("got message %q, want the same message for every failure of its kind (%q)", msg, msgs[kind])
 				}
 			})
 		}

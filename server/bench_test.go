@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
 	billing "github.com/stackfordevs/billing"
-	"github.com/stackfordevs/billing/gen"
 	"github.com/stackfordevs/billing/internal/ratelimit"
+	"github.com/stackfordevs/billing/internal/routes"
 	"github.com/stackfordevs/billing/internal/secret"
 	"github.com/stackfordevs/billing/stripeadapter/stripetest"
 )
@@ -54,12 +55,17 @@ func BenchmarkCredentialCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	p := &billing.Project{ID: "prj_bench", TenantID: "ten_bench", APIKey: apiKey, SecretHash: secret.HashSecret(secretKey)}
+	_, table := specRoutes(b)
 	s := &Server{
-		store:    benchStore{project: p},
-		projects: newTTLCache[string, *billing.Project](time.Minute, 100_000, time.Now),
+		store:       benchStore{project: p},
+		routes:      table,
+		failures:    newFailureThrottle(time.Now),
+		projects:    newTTLCache[string, *billing.Project](time.Minute, 100_000, time.Now),
+		unknownKeys: newTTLCache[string, struct{}](time.Minute, 100_000, time.Now),
 	}
 	handler := s.authMiddleware(benchNoop)
 	e := echo.New()
+	e.IPExtractor = ipExtractor(nil)
 
 	for _, tc := range []struct {
 		name    string
@@ -98,12 +104,7 @@ func BenchmarkCredentialCheck(b *testing.B) {
 // routes of the load benchmark: a query, a create with a JSON body, and a
 // 2 KB webhook event.
 func BenchmarkRequestValidation(b *testing.B) {
-	spec, err := gen.GetSpec()
-	if err != nil {
-		b.Fatal(err)
-	}
-	spec.Servers = nil
-	handler := newValidator(spec).middleware(benchNoop)
+	handler := newValidator(specRoutes(b)).middleware(benchNoop)
 	e := echo.New()
 	event := stripetest.SubscriptionEvent(stripetest.SubscriptionEventOptions{})
 
@@ -185,4 +186,19 @@ func BenchmarkRateLimitDecision(b *testing.B) {
 			}
 		})
 	})
+}
+
+// specRoutes returns openapi.yaml as the service loads it and its route
+// table.
+func specRoutes(tb testing.TB) (*openapi3.T, routes.Table) {
+	tb.Helper()
+	spec, err := LoadSpec()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	table, err := routes.FromSpec(spec, newBudgetTable(nil).names())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return spec, table
 }

@@ -45,12 +45,12 @@ func (s *Server) authSettings(ctx context.Context, projectID string) (*billing.A
 
 // ownsCustomer reports whether a customer belongs to the buyer: created
 // through the buyer's checkout, tagged with the buyer's user id, or sharing
-// the buyer's email.
+// the buyer's email, when the token does not say that email is unverified.
 func ownsCustomer(c *billing.Customer, b buyertoken.Claims) bool {
 	if b.Subject != "" && (c.UserID == b.Subject || c.Metadata["user_id"] == b.Subject) {
 		return true
 	}
-	return b.Email != "" && c.Email != "" && billing.NormalizeEmail(c.Email) == billing.NormalizeEmail(b.Email)
+	return b.EmailOwned() && c.Email != "" && billing.NormalizeEmail(c.Email) == billing.NormalizeEmail(b.Email)
 }
 
 // buyerCustomer returns a customer of the project that belongs to the

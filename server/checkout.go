@@ -6,6 +6,7 @@ import (
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
+	"github.com/stackfordevs/billing/internal/intents"
 )
 
 // CreateCheckoutSession creates a Stripe Checkout Session for the buyer and
@@ -44,12 +45,36 @@ func (s *Server) CreateCheckoutSession(ctx context.Context, req gen.CreateChecko
 	if params.Mode == "subscription" {
 		params.SubscriptionMetadata = md
 	}
-	cs, err := client.CreateCheckoutSession(ctx, params, deref(req.Params.IdempotencyKey))
+	var rec billing.CheckoutSession
+	out, err := s.intents.Do(ctx, intents.Request{
+		ProjectID: p.ID, Environment: env, Operation: intents.CheckoutSessionCreate, UserID: claims.Subject,
+		IdempotencyKey: deref(req.Params.IdempotencyKey), Params: params,
+	}, func(ctx context.Context, key string) (string, any, error) {
+		cs, err := client.CreateCheckoutSession(ctx, params, key)
+		if err != nil {
+			return "", nil, createError(err)
+		}
+		rec = s.sessionRecord(cs, p, env, claims.Subject, params)
+		return cs.ID, rec, nil
+	})
 	if err != nil {
-		return nil, createError(err)
+		return nil, err
 	}
+	if out.Replayed {
+		found, err := s.store.FindCheckoutSession(ctx, p.ID, env, out.ObjectID)
+		if err != nil {
+			return nil, err
+		}
+		rec = *found
+	}
+	return gen.CreateCheckoutSession200JSONResponse(checkoutJSON(&rec)), nil
+}
+
+// sessionRecord is the record of a session Stripe created for the buyer:
+// Stripe's answer, with what was sent where Stripe left a field empty.
+func (s *Server) sessionRecord(cs *billing.CheckoutSession, p *billing.Project, env billing.Environment, userID string, params billing.CheckoutSessionParams) billing.CheckoutSession {
 	rec := *cs
-	rec.ProjectID, rec.Environment, rec.UserID = p.ID, env, claims.Subject
+	rec.ProjectID, rec.Environment, rec.UserID = p.ID, env, userID
 	if rec.Mode == "" {
 		rec.Mode = params.Mode
 	}
@@ -62,10 +87,7 @@ func (s *Server) CreateCheckoutSession(ctx context.Context, req gen.CreateChecko
 	if rec.Created.IsZero() {
 		rec.Created = s.now()
 	}
-	if err := s.store.CreateCheckoutSession(ctx, rec); err != nil && billing.ErrorCode(err) != billing.ECONFLICT {
-		return nil, err
-	}
-	return gen.CreateCheckoutSession200JSONResponse(checkoutJSON(&rec)), nil
+	return rec
 }
 
 // checkCheckoutRequest applies the rules the schema cannot express.
@@ -188,18 +210,30 @@ func (s *Server) CreatePaymentIntent(ctx context.Context, req gen.CreatePaymentI
 	if b.ReceiptEmail != nil {
 		params.ReceiptEmail = string(*b.ReceiptEmail)
 	}
-	pi, err := client.CreatePaymentIntent(ctx, params, deref(req.Params.IdempotencyKey))
+	var pi *billing.PaymentIntent
+	out, err := s.intents.Do(ctx, intents.Request{
+		ProjectID: p.ID, Environment: env, Operation: intents.PaymentIntentCreate, UserID: claims.Subject,
+		IdempotencyKey: deref(req.Params.IdempotencyKey), Params: params,
+	}, func(ctx context.Context, key string) (string, any, error) {
+		var err error
+		if pi, err = client.CreatePaymentIntent(ctx, params, key); err != nil {
+			return "", nil, createError(err)
+		}
+		return pi.ID, billing.PaymentIntent{
+			ID: pi.ID, ProjectID: p.ID, Environment: env, UserID: claims.Subject,
+			CustomerID: params.Customer, Amount: params.Amount, Currency: params.Currency,
+			Description: params.Description, ReceiptEmail: params.ReceiptEmail, Status: pi.Status,
+			CreatedAt: s.now(),
+		}, nil
+	})
 	if err != nil {
-		return nil, createError(err)
-	}
-	rec := billing.PaymentIntent{
-		ID: pi.ID, ProjectID: p.ID, Environment: env, UserID: claims.Subject,
-		CustomerID: params.Customer, Amount: params.Amount, Currency: params.Currency,
-		Description: params.Description, ReceiptEmail: params.ReceiptEmail, Status: pi.Status,
-		CreatedAt: s.now(),
-	}
-	if err := s.store.CreatePaymentIntent(ctx, rec); err != nil && billing.ErrorCode(err) != billing.ECONFLICT {
 		return nil, err
+	}
+	if out.Replayed {
+		// The client secret is never stored: read it from Stripe.
+		if pi, err = client.GetPaymentIntent(ctx, out.ObjectID); err != nil {
+			return nil, err
+		}
 	}
 	return gen.CreatePaymentIntent200JSONResponse{
 		ClientSecret:    pi.ClientSecret,
@@ -218,9 +252,28 @@ func (s *Server) CreatePortalSession(ctx context.Context, req gen.CreatePortalSe
 	if err != nil {
 		return nil, err
 	}
-	url, err := bc.client.CreatePortalSession(ctx, req.Body.Customer, req.Body.ReturnUrl, deref(req.Params.IdempotencyKey))
+	b := req.Body
+	var url string
+	out, err := s.intents.Do(ctx, intents.Request{
+		ProjectID: bc.project.ID, Environment: bc.env, Operation: intents.PortalSessionCreate, UserID: bc.claims.Subject,
+		IdempotencyKey: deref(req.Params.IdempotencyKey), Params: b,
+	}, func(ctx context.Context, key string) (string, any, error) {
+		// A portal session's URL opens the customer's portal: it is not
+		// recorded, and the intent completes without an object id.
+		var err error
+		url, err = bc.client.CreatePortalSession(ctx, b.Customer, b.ReturnUrl, key)
+		return "", nil, err
+	})
 	if err != nil {
 		return nil, err
+	}
+	if out.Replayed {
+		// A portal session cannot be read back; asking again with the same
+		// key gets Stripe's same answer while Stripe keeps it, and a
+		// fresh short-lived session after that.
+		if url, err = bc.client.CreatePortalSession(ctx, b.Customer, b.ReturnUrl, out.Key); err != nil {
+			return nil, err
+		}
 	}
 	return gen.CreatePortalSession200JSONResponse{Url: url}, nil
 }

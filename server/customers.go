@@ -3,22 +3,28 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
+	"github.com/stackfordevs/billing/internal/intents"
 )
 
 // reservedMetadata are the metadata keys the service sets itself.
 var reservedMetadata = []string{"tenant_id", "project_id"}
 
-// checkMetadata rejects reserved keys sent by the caller.
+// checkMetadata rejects reserved keys sent by the caller, in any letter
+// case (Stripe's metadata keys are case-sensitive, but a "Project_ID" beside
+// the service's "project_id" would mislead whoever reads them).
 func checkMetadata(m *gen.Metadata) error {
 	if m == nil {
 		return nil
 	}
-	for _, k := range reservedMetadata {
-		if _, ok := (*m)[k]; ok {
-			return billing.FieldErrorf("metadata."+k, "metadata.%s: is reserved and set by the service", k)
+	for k := range *m {
+		for _, r := range reservedMetadata {
+			if strings.EqualFold(k, r) {
+				return billing.FieldErrorf("metadata."+k, "metadata.%s: is reserved and set by the service", k)
+			}
 		}
 	}
 	return nil
@@ -65,13 +71,28 @@ func (s *Server) CreateCustomer(ctx context.Context, req gen.CreateCustomerReque
 		return nil, err
 	}
 	md := taggedMetadata(p, req.Body.Metadata)
-	c, err := client.CreateCustomer(ctx, customerParams(req.Body, md), deref(req.Params.IdempotencyKey))
+	params := customerParams(req.Body, md)
+	var rec billing.Customer
+	out, err := s.intents.Do(ctx, intents.Request{
+		ProjectID: p.ID, Environment: env, Operation: intents.CustomerCreate,
+		IdempotencyKey: deref(req.Params.IdempotencyKey), Params: params,
+	}, func(ctx context.Context, key string) (string, any, error) {
+		c, err := client.CreateCustomer(ctx, params, key)
+		if err != nil {
+			return "", nil, createError(err)
+		}
+		rec = s.customerRecord(p, env, c, req.Body, md)
+		return c.ID, rec, nil
+	})
 	if err != nil {
-		return nil, createError(err)
-	}
-	rec := s.customerRecord(p, env, c, req.Body, md)
-	if err := s.store.UpsertCustomer(ctx, rec); err != nil {
 		return nil, err
+	}
+	if out.Replayed {
+		found, err := s.ownedCustomer(ctx, p, env, out.ObjectID)
+		if err != nil {
+			return nil, err
+		}
+		rec = *found
 	}
 	return gen.CreateCustomer200JSONResponse(customerJSON(&rec)), nil
 }

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -18,8 +21,11 @@ var codeStatus = map[string]int{
 	billing.EUNAUTHORIZED:   http.StatusUnauthorized,
 	billing.EFORBIDDEN:      http.StatusForbidden,
 	billing.ENOTFOUND:       http.StatusNotFound,
+	billing.EMETHOD:         http.StatusMethodNotAllowed,
 	billing.ECONFLICT:       http.StatusConflict,
 	billing.ETOOLARGE:       http.StatusRequestEntityTooLarge,
+	billing.EURITOOLONG:     http.StatusRequestURITooLong,
+	billing.EMEDIATYPE:      http.StatusUnsupportedMediaType,
 	billing.ERATELIMITED:    http.StatusTooManyRequests,
 	billing.EINTERNAL:       http.StatusInternalServerError,
 	billing.ENOTIMPLEMENTED: http.StatusNotImplemented,
@@ -34,8 +40,10 @@ var statusCode = map[int]string{
 	http.StatusUnauthorized:          billing.EUNAUTHORIZED,
 	http.StatusForbidden:             billing.EFORBIDDEN,
 	http.StatusNotFound:              billing.ENOTFOUND,
-	http.StatusMethodNotAllowed:      billing.ENOTFOUND,
+	http.StatusMethodNotAllowed:      billing.EMETHOD,
 	http.StatusRequestEntityTooLarge: billing.ETOOLARGE,
+	http.StatusRequestURITooLong:     billing.EURITOOLONG,
+	http.StatusUnsupportedMediaType:  billing.EMEDIATYPE,
 	http.StatusTooManyRequests:       billing.ERATELIMITED,
 	http.StatusServiceUnavailable:    billing.EUNAVAILABLE,
 }
@@ -63,10 +71,14 @@ func toBillingError(err error) *billing.Error {
 		}
 		msg := http.StatusText(he.Code) + "."
 		switch {
-		case he.Code == http.StatusNotFound || he.Code == http.StatusMethodNotAllowed:
+		case he.Code == http.StatusNotFound:
 			msg = "No such endpoint."
+		case he.Code == http.StatusMethodNotAllowed:
+			msg = "This method is not allowed on this path; the Allow header lists those that are."
 		case he.Code == http.StatusRequestEntityTooLarge:
 			msg = "Request body is larger than 1 MiB."
+		case he.Code == http.StatusUnsupportedMediaType:
+			msg = "Request body must be JSON: send Content-Type: application/json."
 		default:
 			if m, ok := he.Message.(string); ok && m != "" {
 				msg = m
@@ -77,11 +89,25 @@ func toBillingError(err error) *billing.Error {
 	return billing.Errorf(billing.EINTERNAL, "Internal error.")
 }
 
+// defaultRetryAfter is the Retry-After of a 503 that names no other.
+const defaultRetryAfter = 5 * time.Second
+
+// statusClientClosed is the status logged for a request whose client went
+// away before the answer (nothing is written).
+const statusClientClosed = 499
+
 // errorHandler is installed as Echo's HTTPErrorHandler: it writes every error
-// in the one envelope and logs internal faults.
+// in the one envelope and logs internal faults. A request whose client went
+// away is not a fault: it is logged with status 499 and not answered.
 func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
+			return
+		}
+		var be0 *billing.Error
+		if c.Request().Context().Err() != nil && !errors.As(err, &be0) {
+			c.Response().Status = statusClientClosed
+			logger.InfoContext(c.Request().Context(), "client went away", "request_id", requestID(c), "route", c.Path())
 			return
 		}
 		be := toBillingError(err)
@@ -90,8 +116,12 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			logger.ErrorContext(c.Request().Context(), "request failed",
 				"request_id", requestID(c), "route", c.Path(), "error", err.Error())
 		}
-		if be.RetryAfter > 0 {
-			secs := int(be.RetryAfter.Seconds() + 0.999)
+		retryAfter := be.RetryAfter
+		if retryAfter <= 0 && status == http.StatusServiceUnavailable {
+			retryAfter = defaultRetryAfter
+		}
+		if retryAfter > 0 {
+			secs := int(retryAfter.Seconds() + 0.999)
 			c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
 		}
 		body := gen.Error{Error: gen.ErrorBody{
@@ -109,6 +139,19 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			_ = c.NoContent(status)
 			return
 		}
-		_ = c.JSON(status, body)
+		writeJSON(c, status, body)
 	}
+}
+
+// writeJSON writes v as JSON without escaping <, > and &: messages such
+// as "Bearer <JWT>" read as written.
+func writeJSON(c echo.Context, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		_ = c.NoContent(http.StatusInternalServerError)
+		return
+	}
+	_ = c.Blob(status, echo.MIMEApplicationJSON, buf.Bytes())
 }

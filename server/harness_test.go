@@ -29,7 +29,7 @@ import (
 	"github.com/stackfordevs/billing/stripeadapter"
 )
 
-const adminToken = "test-admin-token-0123456789"
+const adminToken = "test-admin-token-0123456789abcdefghijkl"
 
 // testEnv is the whole HTTP app over a real listener, with a real store, a
 // real keyring and a Stripe (stripe-mock unless the test swaps it).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,10 @@ import (
 
 // MaxBodyBytes is the largest request body the service reads.
 const MaxBodyBytes = 1 << 20
+
+// MaxURLBytes is the longest request target (path and query) the service
+// reads; a longer one is a 414.
+const MaxURLBytes = 8 << 10
 
 type ctxKey int
 
@@ -101,14 +106,14 @@ func logMiddleware(logger *slog.Logger, now func() time.Time, m *metrics.Metrics
 			elapsed := now().Sub(start)
 			if m != nil {
 				route := c.Path()
-				if c.Response().Status == http.StatusNotFound && route == "" {
+				if route == "" || c.Response().Status == http.StatusRequestURITooLong {
 					route = "unmatched"
 				}
-				m.ObserveRequest(route, c.Request().Method, c.Response().Status, elapsed)
+				m.ObserveRequest(route, methodLabel(c.Request().Method), c.Response().Status, elapsed)
 			}
 			attrs := []slog.Attr{
 				slog.String("request_id", requestID(c)),
-				slog.String("method", c.Request().Method),
+				slog.String("method", methodLabel(c.Request().Method)),
 				slog.String("route", c.Path()),
 				slog.Int("status", c.Response().Status),
 				slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
@@ -119,6 +124,42 @@ func logMiddleware(logger *slog.Logger, now func() time.Time, m *metrics.Metrics
 			logger.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
 			return nil
 		}
+	}
+}
+
+// standardMethods are the methods of RFC 9110 (and PATCH). Any other is a
+// 405, and is counted under one label, so that made-up methods grow
+// neither the router's work nor the metrics.
+var standardMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodConnect: true,
+	http.MethodOptions: true, http.MethodTrace: true,
+}
+
+// methodLabel returns the method, or "other" for a non-standard one.
+func methodLabel(m string) string {
+	if standardMethods[m] {
+		return m
+	}
+	return "other"
+}
+
+// requestLineMiddleware refuses, before routing, a request target over
+// MaxURLBytes (414). A method outside standardMethods is a 405 on any path:
+// Echo answers it so (with Allow) on a path it knows, and this turns its
+// 404 for an unknown path into a 405 too.
+func requestLineMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if len(req.RequestURI) > MaxURLBytes || len(req.URL.RawQuery)+len(req.URL.Path) > MaxURLBytes {
+			return billing.Errorf(billing.EURITOOLONG, "The request URL is longer than 8 KiB.")
+		}
+		err := next(c)
+		var he *echo.HTTPError
+		if !standardMethods[req.Method] && errors.As(err, &he) && he.Code == http.StatusNotFound {
+			return billing.Errorf(billing.EMETHOD, "The method is not allowed.")
+		}
+		return err
 	}
 }
 

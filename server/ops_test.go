@@ -104,7 +104,7 @@ func TestRateLimit(t *testing.T) {
 			}
 		})
 		t.Run("NotLimited", func(t *testing.T) {
-			for _, path := range []string{"/healthz", "/v1/setup/auth", "/v1/usage"} {
+			for _, path := range []string{"/healthz", "/readyz"} {
 				resp, _ := e.do(t, "GET", path, p.headers(), nil)
 				if resp.StatusCode != http.StatusOK || resp.Header.Get("X-RateLimit-Limit") != "" {
 					t.Errorf("%s: got %d with limit header %q, want 200 without", path, resp.StatusCode, resp.Header.Get("X-RateLimit-Limit"))
@@ -120,7 +120,7 @@ func TestRateLimit(t *testing.T) {
 	}, func(c *serverConfig) {
 		stripe = newCountingStripe(t, stripeURLOf(c))
 		c.Stripe = stripeadapter.New(stripeadapter.Config{BaseURL: stripe.URL})
-		c.CreatesPerHour, c.QueriesPerHour = 3, 5
+		c.Budgets = map[string]int{"create": 3, "query": 5}
 		c.Limiter = ratelimit.NewLocal(clk.Now)
 	})
 }
@@ -154,7 +154,7 @@ func TestRateLimitSharedThroughRedis(t *testing.T) {
 		p := e.newProject(t, "")
 		// A second instance on the same database and Redis.
 		e2 := newTestEnv(t, e.DB, func(c *serverConfig) {
-			c.CreatesPerHour = 4
+			c.Budgets = map[string]int{"create": 4}
 			c.Limiter = ratelimit.NewRedis(rdb, nil)
 		})
 		var ok, limited int
@@ -177,7 +177,7 @@ func TestRateLimitSharedThroughRedis(t *testing.T) {
 			t.Errorf("got %d served and %d limited across two instances, want 4 and 2", ok, limited)
 		}
 	}, func(c *serverConfig) {
-		c.CreatesPerHour = 4
+		c.Budgets = map[string]int{"create": 4}
 		c.Limiter = ratelimit.NewRedis(rdb, nil)
 	})
 }

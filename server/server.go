@@ -5,20 +5,31 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
 	"github.com/stackfordevs/billing/internal/admin"
 	"github.com/stackfordevs/billing/internal/buyertoken"
+	"github.com/stackfordevs/billing/internal/intents"
 	"github.com/stackfordevs/billing/internal/metrics"
 	"github.com/stackfordevs/billing/internal/ratelimit"
+	"github.com/stackfordevs/billing/internal/routes"
+	"github.com/stackfordevs/billing/internal/urlguard"
+	"github.com/stackfordevs/billing/setuppage"
 	"github.com/stackfordevs/billing/stripeadapter"
 )
+
+// MinAdminTokenLength is the shortest admin token the service accepts.
+const MinAdminTokenLength = 32
 
 // Config holds the dependencies and settings of the HTTP app.
 type Config struct {
@@ -49,11 +60,18 @@ type Config struct {
 	MetricsToken string
 	// Limiter enforces the hourly budgets; nil means an in-process limiter.
 	Limiter ratelimit.Limiter
-	// CreatesPerHour and QueriesPerHour are each project's and environment's
-	// budgets (defaults 1000 and 5000).
-	CreatesPerHour int
-	QueriesPerHour int
-	// SessionKey signs the setup page's session cookies (32 bytes); when
+	// Budgets sets each project's and environment's calls per hour of the
+	// budget classes (see BudgetClasses); a class left out keeps its
+	// default.
+	Budgets map[string]int
+	// TrustedProxies are the addresses of the proxies whose
+	// X-Forwarded-For names the client; without them the client is the
+	// peer address. The failed-authentication throttle counts per client.
+	TrustedProxies []netip.Prefix
+	// URLs checks the URLs projects configure (JWKS); nil refuses private
+	// and loopback addresses.
+	URLs *urlguard.Guard
+	// SessionKey derives the setup page's form tokens (32 bytes); when
 	// empty the setup page is not served.
 	SessionKey []byte
 	// SyncJobs starts and reads the jobs that resync a project's mirror.
@@ -76,8 +94,14 @@ type Server struct {
 	metrics    *metrics.Metrics
 	bus        Bus
 	jobs       SyncJobs
+	routes     routes.Table
+	budgets    budgetTable
+	failures   *failureThrottle
+	intents    *intents.Recorder
+	urls       *urlguard.Guard
 
 	projects     *ttlCache[string, *billing.Project]
+	unknownKeys  *ttlCache[string, struct{}]
 	projectsByID *ttlCache[string, *billing.Project]
 	stripeCfg    *ttlCache[envKey, *billing.StripeSettings]
 	authCfg      *ttlCache[string, *billing.AuthSettings]
@@ -91,11 +115,17 @@ type envKey struct {
 
 var _ gen.StrictServerInterface = (*Server)(nil)
 
-// New builds the HTTP app: the embedded spec, the request validator, the
-// authentication and the strict handlers, with the one error handler.
+// New builds the HTTP app: the spec, the route table read from it (which
+// credentials and budget each operation needs), the request validator, the
+// authentication and the strict handlers, with the one error handler. It
+// fails when an operation of the spec does not declare its security and
+// budget class.
 func New(cfg Config) (*echo.Echo, error) {
 	if cfg.Store == nil || cfg.Stripe == nil || cfg.SyncJobs == nil {
 		return nil, errors.New("server: Store, Stripe and SyncJobs are required")
+	}
+	if cfg.AdminToken != "" && len(cfg.AdminToken) < MinAdminTokenLength {
+		return nil, fmt.Errorf("server: the admin token must be at least %d characters", MinAdminTokenLength)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -112,23 +142,24 @@ func New(cfg Config) (*echo.Echo, error) {
 	if cfg.WebhookTolerance <= 0 {
 		cfg.WebhookTolerance = 5 * time.Minute
 	}
-	if cfg.CreatesPerHour <= 0 {
-		cfg.CreatesPerHour = 1000
-	}
-	if cfg.QueriesPerHour <= 0 {
-		cfg.QueriesPerHour = 5000
-	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = ratelimit.NewLocal(cfg.Now)
 	}
-	if cfg.Verifier == nil {
-		cfg.Verifier = buyertoken.NewVerifier(buyertoken.Options{Now: cfg.Now, Logger: cfg.Logger})
+	if cfg.URLs == nil {
+		cfg.URLs = &urlguard.Guard{}
 	}
-	spec, err := gen.GetSpec()
+	if cfg.Verifier == nil {
+		cfg.Verifier = buyertoken.NewVerifier(buyertoken.Options{Now: cfg.Now, Logger: cfg.Logger, URLs: cfg.URLs})
+	}
+	spec, err := LoadSpec()
 	if err != nil {
 		return nil, err
 	}
-	spec.Servers = nil
+	budgets := newBudgetTable(cfg.Budgets)
+	table, err := routes.FromSpec(spec, budgets.names())
+	if err != nil {
+		return nil, err
+	}
 
 	s := &Server{
 		store:        cfg.Store,
@@ -142,7 +173,13 @@ func New(cfg Config) (*echo.Echo, error) {
 		metrics:      cfg.Metrics,
 		bus:          cfg.Bus,
 		jobs:         cfg.SyncJobs,
+		routes:       table,
+		budgets:      budgets,
+		failures:     newFailureThrottle(cfg.Now),
+		intents:      &intents.Recorder{Store: cfg.Store, Logger: cfg.Logger},
+		urls:         cfg.URLs,
 		projects:     newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
+		unknownKeys:  newTTLCache[string, struct{}](cfg.CacheTTL, 100_000, cfg.Now),
 		projectsByID: newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
 		stripeCfg:    newTTLCache[envKey, *billing.StripeSettings](cfg.CacheTTL, 100_000, cfg.Now),
 		authCfg:      newTTLCache[string, *billing.AuthSettings](cfg.CacheTTL, 100_000, cfg.Now),
@@ -160,22 +197,28 @@ func New(cfg Config) (*echo.Echo, error) {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
-	e.Use(requestIDMiddleware, logMiddleware(cfg.Logger, cfg.Now, cfg.Metrics), recoverMiddleware(cfg.Logger), bodyLimitMiddleware, s.authMiddleware)
+	e.Binder = exactBinder{}
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
+	e.Pre(requestIDMiddleware, logMiddleware(cfg.Logger, cfg.Now, cfg.Metrics), recoverMiddleware(cfg.Logger), requestLineMiddleware)
+	e.Use(bodyLimitMiddleware, s.authMiddleware)
 	if cfg.Usage != nil {
 		e.Use(usageMiddleware(cfg.Usage))
 	}
-	e.Use(s.rateLimitMiddleware(cfg.Limiter, cfg.CreatesPerHour, cfg.QueriesPerHour))
-	e.Use(newValidator(spec).middleware)
+	e.Use(s.rateLimitMiddleware(cfg.Limiter))
+	e.Use(newValidator(spec, table).middleware)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
 	var metricsHandler http.Handler
 	if cfg.Metrics != nil {
-		metricsHandler = cfg.Metrics.Handler(cfg.MetricsToken)
+		metricsHandler = cfg.Metrics.Handler("")
 	}
-	if err := s.opsRoutes(e, spec, metricsHandler); err != nil {
+	if err := s.opsRoutes(e, spec, metricsHandler, cfg.MetricsToken); err != nil {
 		return nil, err
 	}
 	if len(cfg.SessionKey) > 0 {
-		if err := s.setupRoutes(e, cfg.SessionKey); err != nil {
+		err := setuppage.Register(e, setuppage.Config{
+			Service: setupService{s}, Sessions: cfg.Store, Key: cfg.SessionKey, Now: cfg.Now,
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -183,6 +226,34 @@ func New(cfg Config) (*echo.Echo, error) {
 		add(e)
 	}
 	return e, nil
+}
+
+// LoadSpec returns openapi.yaml as the service serves and enforces it,
+// without its servers (requests are matched on the path alone).
+func LoadSpec() (*openapi3.T, error) {
+	spec, err := openapi3.NewLoader().LoadFromData(billing.OpenAPIYAML)
+	if err != nil {
+		return nil, fmt.Errorf("server: load openapi.yaml: %w", err)
+	}
+	spec.Servers = nil
+	return spec, nil
+}
+
+// ipExtractor returns how a request's client address is found: the peer
+// address, or, when it is one of the trusted proxies, the address they
+// name in X-Forwarded-For (the nearest one that is not a trusted proxy).
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		_, n, err := net.ParseCIDR(p.Masked().String())
+		if err == nil {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 func envOf(p *gen.Environment) billing.Environment {

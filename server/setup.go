@@ -7,6 +7,7 @@ import (
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
 	"github.com/stackfordevs/billing/internal/secret"
+	"github.com/stackfordevs/billing/setuppage"
 )
 
 // GetStripeSetup returns what is configured for the environment, masked.
@@ -163,10 +164,13 @@ func (s *Server) saveAuthSettings(ctx context.Context, a billing.AuthSettings) e
 		return billing.FieldErrorf("jwks_url", "jwks_url or hs256_secret: one of them is required")
 	case a.JWKSURL != "" && a.HS256Secret != "":
 		return billing.FieldErrorf("hs256_secret", "jwks_url and hs256_secret: give only one of them")
-	case a.JWKSURL != "" && validURL(a.JWKSURL) != nil:
-		return billing.FieldErrorf("jwks_url", "jwks_url: must be an absolute http or https URL")
 	case a.HS256Secret != "" && len(a.HS256Secret) < 32:
 		return billing.FieldErrorf("hs256_secret", "hs256_secret: must be at least 32 characters")
+	}
+	if a.JWKSURL != "" {
+		if err := s.urls.CheckURL(ctx, a.JWKSURL); err != nil {
+			return billing.FieldErrorf("jwks_url", "jwks_url: %s", err.Error())
+		}
 	}
 	if err := s.store.PutAuthSettings(ctx, a); err != nil {
 		return err
@@ -204,4 +208,62 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// setupService is what the setup page (package setuppage) uses of the
+// server: the same validation, storage and cache invalidation as the API.
+type setupService struct{ s *Server }
+
+var _ setuppage.Service = setupService{}
+
+// SignIn implements setuppage.Service: a failed sign-in counts against the
+// address like any failed authentication.
+func (ss setupService) SignIn(ctx context.Context, addr string, c setuppage.Credentials) (*billing.Project, error) {
+	s := ss.s
+	client := func() string { return addr }
+	if err := s.failures.check(client); err != nil {
+		return nil, err
+	}
+	p, err := s.authenticate(ctx, c.APIKey, c.SecretKey, c.TenantID, c.ProjectID)
+	if err != nil {
+		return nil, s.failed(client, err)
+	}
+	return p, nil
+}
+
+// FindProject implements setuppage.Service.
+func (ss setupService) FindProject(ctx context.Context, id string) (*billing.Project, error) {
+	return ss.s.store.FindProjectByID(ctx, id)
+}
+
+// StripeSetup implements setuppage.Service.
+func (ss setupService) StripeSetup(ctx context.Context, projectID string, env billing.Environment) (gen.StripeSetup, error) {
+	st, err := ss.s.store.FindStripeSettings(ctx, projectID, env)
+	if billing.ErrorCode(err) == billing.ENOTFOUND {
+		st = nil
+	} else if err != nil {
+		return gen.StripeSetup{}, err
+	}
+	return ss.s.stripeSetup(ctx, projectID, env, st), nil
+}
+
+// AuthSetup implements setuppage.Service.
+func (ss setupService) AuthSetup(ctx context.Context, projectID string) (gen.AuthSetup, error) {
+	a, err := ss.s.store.FindAuthSettings(ctx, projectID)
+	if billing.ErrorCode(err) == billing.ENOTFOUND {
+		return gen.AuthSetup{Configured: false}, nil
+	} else if err != nil {
+		return gen.AuthSetup{}, err
+	}
+	return authSetup(a), nil
+}
+
+// SaveStripeSettings implements setuppage.Service.
+func (ss setupService) SaveStripeSettings(ctx context.Context, st billing.StripeSettings) error {
+	return ss.s.saveStripeSettings(billing.WithActor(ctx, "setup-page:"+st.ProjectID), st)
+}
+
+// SaveAuthSettings implements setuppage.Service.
+func (ss setupService) SaveAuthSettings(ctx context.Context, a billing.AuthSettings) error {
+	return ss.s.saveAuthSettings(billing.WithActor(ctx, "setup-page:"+a.ProjectID), a)
 }

@@ -165,18 +165,8 @@ func TestSetupPageRefusesForgedPosts(t *testing.T) {
 		t.Errorf("login without the form's token: got %d, want 403", resp.StatusCode)
 	}
 	// A real sign-in, then a settings post without the session's token.
-	page, err := client.Get(e.URL + "/setup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page.Body.Close()
-	var csrf *http.Cookie
-	for _, c := range page.Cookies() {
-		if c.Name == "billing_setup_csrf" {
-			csrf = c
-		}
-	}
-	if csrf == nil || !csrf.HttpOnly || csrf.SameSite != http.SameSiteStrictMode {
+	csrf := e.signInToken(t, client)
+	if !csrf.HttpOnly || csrf.SameSite != http.SameSiteStrictMode {
 		t.Fatalf("got login cookie %+v, want HttpOnly SameSite=Strict", csrf)
 	}
 	form.Set("csrf", csrf.Value)

@@ -4,11 +4,14 @@ import (
 	"context"
 
 	billing "github.com/stackfordevs/billing"
+	"github.com/stackfordevs/billing/internal/intents"
+	"github.com/stackfordevs/billing/setuppage"
 	"github.com/stackfordevs/billing/store"
 )
 
 // Store is the storage the server needs. Lookups that find nothing return
-// ENOTFOUND; unique-key clashes return ECONFLICT.
+// ENOTFOUND; unique-key clashes return ECONFLICT; an unreachable database
+// returns EUNAVAILABLE and a value it refuses EINVALID.
 type Store interface {
 	Ping(ctx context.Context) error
 
@@ -42,4 +45,10 @@ type Store interface {
 
 	AddUsage(ctx context.Context, counts []billing.UsageCount) error
 	ListUsage(ctx context.Context, projectID string, env billing.Environment, fromDay, toDay string) ([]billing.UsageCount, error)
+
+	// The create intents (see internal/intents).
+	intents.Store
+
+	// The setup page's sessions (see setuppage).
+	setuppage.Sessions
 }

@@ -67,21 +67,30 @@ func (db *DB) CreateCheckoutSession(ctx context.Context, s billing.CheckoutSessi
 		return billing.FieldErrorf("id", "A checkout session needs an ID.")
 	}
 	return db.transact(ctx, func(tx *gorm.DB) error {
-		_, err := db.upsertCheckoutSession(tx, s, `user_id = COALESCE(NULLIF(t.user_id, ''), excluded.user_id),
-			mode = COALESCE(NULLIF(t.mode, ''), excluded.mode),
-			status = COALESCE(NULLIF(t.status, ''), excluded.status),
-			payment_status = COALESCE(NULLIF(t.payment_status, ''), excluded.payment_status),
-			customer_id = COALESCE(NULLIF(t.customer_id, ''), excluded.customer_id),
-			customer_email = COALESCE(NULLIF(t.customer_email, ''), excluded.customer_email),
-			subscription_id = COALESCE(NULLIF(t.subscription_id, ''), excluded.subscription_id),
-			payment_intent_id = COALESCE(NULLIF(t.payment_intent_id, ''), excluded.payment_intent_id),
-			amount_total = CASE WHEN t.amount_total = 0 THEN excluded.amount_total ELSE t.amount_total END,
-			currency = COALESCE(NULLIF(t.currency, ''), excluded.currency),
-			url = COALESCE(NULLIF(t.url, ''), excluded.url),
-			created = CASE WHEN t.created = 0 THEN excluded.created ELSE t.created END`, writeAlways)
-		return translate(err, "Checkout session")
+		return db.createCheckoutSession(tx, s)
 	})
 }
+
+// createCheckoutSession records a session the service created in tx.
+func (db *DB) createCheckoutSession(tx *gorm.DB, s billing.CheckoutSession) error {
+	_, err := db.upsertCheckoutSession(tx, s, sessionCreateSet, writeAlways)
+	return translate(err, "Checkout session")
+}
+
+// sessionCreateSet is the update of a stored session by the service's own
+// record of it: it only fills what the stored row lacks.
+const sessionCreateSet = `user_id = COALESCE(NULLIF(t.user_id, ''), excluded.user_id),
+	mode = COALESCE(NULLIF(t.mode, ''), excluded.mode),
+	status = COALESCE(NULLIF(t.status, ''), excluded.status),
+	payment_status = COALESCE(NULLIF(t.payment_status, ''), excluded.payment_status),
+	customer_id = COALESCE(NULLIF(t.customer_id, ''), excluded.customer_id),
+	customer_email = COALESCE(NULLIF(t.customer_email, ''), excluded.customer_email),
+	subscription_id = COALESCE(NULLIF(t.subscription_id, ''), excluded.subscription_id),
+	payment_intent_id = COALESCE(NULLIF(t.payment_intent_id, ''), excluded.payment_intent_id),
+	amount_total = CASE WHEN t.amount_total = 0 THEN excluded.amount_total ELSE t.amount_total END,
+	currency = COALESCE(NULLIF(t.currency, ''), excluded.currency),
+	url = COALESCE(NULLIF(t.url, ''), excluded.url),
+	created = CASE WHEN t.created = 0 THEN excluded.created ELSE t.created END`
 
 // sessionMirrorSet is the update of a stored session by a newer Stripe
 // object: the status fields are replaced, the others filled when known.
@@ -194,18 +203,23 @@ func (db *DB) CreatePaymentIntent(ctx context.Context, pi billing.PaymentIntent)
 	} else if pi.ID == "" {
 		return billing.FieldErrorf("id", "A payment intent needs an ID.")
 	}
+	return db.transact(ctx, func(tx *gorm.DB) error {
+		return db.createPaymentIntent(tx, pi)
+	})
+}
+
+// createPaymentIntent records a payment intent the service created in tx.
+func (db *DB) createPaymentIntent(tx *gorm.DB, pi billing.PaymentIntent) error {
 	createdAt := micros(pi.CreatedAt)
 	if createdAt == 0 {
 		createdAt = db.nowMicros()
 	}
-	return db.transact(ctx, func(tx *gorm.DB) error {
-		err := tx.Exec(`INSERT INTO payment_intents (`+paymentIntentColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (project_id, environment, id) DO UPDATE SET status = excluded.status`,
-			pi.ProjectID, string(pi.Environment), pi.ID, pi.UserID, pi.CustomerID, pi.Amount, pi.Currency,
-			pi.Description, pi.ReceiptEmail, pi.Status, createdAt).Error
-		return translate(err, "Payment intent")
-	})
+	err := tx.Exec(`INSERT INTO payment_intents (`+paymentIntentColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (project_id, environment, id) DO UPDATE SET status = excluded.status`,
+		pi.ProjectID, string(pi.Environment), pi.ID, pi.UserID, pi.CustomerID, pi.Amount, pi.Currency,
+		pi.Description, pi.ReceiptEmail, pi.Status, createdAt).Error
+	return translate(err, "Payment intent")
 }
 
 // FindPaymentIntent returns a payment intent of a project and environment

@@ -248,6 +248,39 @@ var migrations = []migration{{
 		`CREATE INDEX webhook_events_expiry ON webhook_events (received_at)
 			WHERE status IN ('applied', 'ignored')`,
 	},
+}, {
+	version: 5,
+	name:    "setup page sessions shared by every instance",
+	statements: []string{
+		`CREATE TABLE setup_sessions (
+			token_hash {{blob}} NOT NULL PRIMARY KEY,
+			project_id TEXT NOT NULL REFERENCES projects (id),
+			fingerprint TEXT NOT NULL,
+			expires_at BIGINT NOT NULL,
+			created_at BIGINT NOT NULL
+		)`,
+		`CREATE INDEX setup_sessions_expires ON setup_sessions (expires_at)`,
+	},
+}, {
+	version: 6,
+	name:    "create intents recorded before the Stripe call",
+	statements: []string{
+		`CREATE TABLE create_intents (
+			project_id TEXT NOT NULL REFERENCES projects (id),
+			environment TEXT NOT NULL,
+			idempotency_key TEXT NOT NULL,
+			operation TEXT NOT NULL,
+			fingerprint TEXT NOT NULL,
+			user_id TEXT NOT NULL,
+			state TEXT NOT NULL,
+			object_id TEXT NOT NULL,
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			PRIMARY KEY (idempotency_key, project_id, environment)
+		)`,
+		`CREATE INDEX create_intents_state ON create_intents (state, created_at)`,
+		`CREATE INDEX create_intents_user ON create_intents (user_id, project_id, environment, operation)`,
+	},
 }}
 
 // migrateLock is the PostgreSQL advisory lock key that serialises

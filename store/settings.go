@@ -28,28 +28,38 @@ type authSettingsRow struct {
 	UpdatedAt      int64
 }
 
-// seal encrypts a secret; the empty string stays empty.
-func (db *DB) seal(plaintext string) (string, error) {
+// Contexts that sealed values are bound to: the table, the row's key and
+// the column. A ciphertext copied to another row or column does not open.
+func stripeSecretAAD(projectID string, env billing.Environment, column string) string {
+	return "stripe_settings/" + projectID + "/" + string(env) + "/" + column
+}
+
+func authSecretAAD(projectID string) string {
+	return "auth_settings/" + projectID + "/hs256_secret_enc"
+}
+
+// seal encrypts a secret bound to aad; the empty string stays empty.
+func (db *DB) seal(plaintext, aad string) (string, error) {
 	if plaintext == "" {
 		return "", nil
 	} else if db.sealer == nil {
 		return "", fmt.Errorf("store: no keyring to seal secrets with")
 	}
-	sealed, err := db.sealer.Seal(plaintext)
+	sealed, err := db.sealer.SealFor(plaintext, aad)
 	if err != nil {
 		return "", fmt.Errorf("store: seal: %w", err)
 	}
 	return sealed, nil
 }
 
-// unseal decrypts a value written by seal.
-func (db *DB) unseal(sealed string) (string, error) {
+// unseal decrypts a value written by seal with the same aad.
+func (db *DB) unseal(sealed, aad string) (string, error) {
 	if sealed == "" {
 		return "", nil
 	} else if db.sealer == nil {
 		return "", fmt.Errorf("store: no keyring to open secrets with")
 	}
-	plaintext, err := db.sealer.Open(sealed)
+	plaintext, err := db.sealer.OpenFor(sealed, aad)
 	if err != nil {
 		return "", fmt.Errorf("store: open sealed secret: %w", err)
 	}
@@ -64,11 +74,11 @@ func (db *DB) PutStripeSettings(ctx context.Context, s billing.StripeSettings) e
 	if !s.Environment.Valid() {
 		return billing.FieldErrorf("environment", "The environment must be test or live.")
 	}
-	secretKey, err := db.seal(s.SecretKey)
+	secretKey, err := db.seal(s.SecretKey, stripeSecretAAD(s.ProjectID, s.Environment, "secret_key_enc"))
 	if err != nil {
 		return err
 	}
-	webhookSecret, err := db.seal(s.WebhookSecret)
+	webhookSecret, err := db.seal(s.WebhookSecret, stripeSecretAAD(s.ProjectID, s.Environment, "webhook_secret_enc"))
 	if err != nil {
 		return err
 	}
@@ -121,10 +131,10 @@ func (db *DB) FindStripeSettings(ctx context.Context, projectID string, env bill
 		RefetchObjects: row.RefetchObjects != 0,
 		UpdatedAt:      fromMicros(row.UpdatedAt),
 	}
-	if s.SecretKey, err = db.unseal(row.SecretKeyEnc); err != nil {
+	if s.SecretKey, err = db.unseal(row.SecretKeyEnc, stripeSecretAAD(projectID, env, "secret_key_enc")); err != nil {
 		return nil, err
 	}
-	if s.WebhookSecret, err = db.unseal(row.WebhookSecretEnc); err != nil {
+	if s.WebhookSecret, err = db.unseal(row.WebhookSecretEnc, stripeSecretAAD(projectID, env, "webhook_secret_enc")); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -134,7 +144,7 @@ func (db *DB) FindStripeSettings(ctx context.Context, projectID string, env bill
 // replacing earlier settings, with HS256Secret sealed. It returns ENOTFOUND
 // when the project does not exist.
 func (db *DB) PutAuthSettings(ctx context.Context, s billing.AuthSettings) error {
-	secret, err := db.seal(s.HS256Secret)
+	secret, err := db.seal(s.HS256Secret, authSecretAAD(s.ProjectID))
 	if err != nil {
 		return err
 	}
@@ -181,7 +191,7 @@ func (db *DB) FindAuthSettings(ctx context.Context, projectID string) (*billing.
 		Audience:  row.Audience,
 		UpdatedAt: fromMicros(row.UpdatedAt),
 	}
-	if s.HS256Secret, err = db.unseal(row.HS256SecretEnc); err != nil {
+	if s.HS256Secret, err = db.unseal(row.HS256SecretEnc, authSecretAAD(projectID)); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -204,11 +214,12 @@ func (db *DB) RotateSecrets(ctx context.Context) (int, error) {
 			return err
 		}
 		for _, r := range stripeRows {
-			secretKey, n1, err := db.reseal(r.SecretKeyEnc)
+			env := billing.Environment(r.Environment)
+			secretKey, n1, err := db.reseal(r.SecretKeyEnc, stripeSecretAAD(r.ProjectID, env, "secret_key_enc"))
 			if err != nil {
 				return err
 			}
-			webhookSecret, n2, err := db.reseal(r.WebhookSecretEnc)
+			webhookSecret, n2, err := db.reseal(r.WebhookSecretEnc, stripeSecretAAD(r.ProjectID, env, "webhook_secret_enc"))
 			if err != nil {
 				return err
 			}
@@ -231,7 +242,7 @@ func (db *DB) RotateSecrets(ctx context.Context) (int, error) {
 			return err
 		}
 		for _, r := range authRows {
-			secret, n, err := db.reseal(r.HS256SecretEnc)
+			secret, n, err := db.reseal(r.HS256SecretEnc, authSecretAAD(r.ProjectID))
 			if err != nil {
 				return err
 			} else if n == 0 {
@@ -252,17 +263,17 @@ func (db *DB) RotateSecrets(ctx context.Context) (int, error) {
 	return changed, nil
 }
 
-// reseal returns sealed re-sealed under the current key and 1, or sealed
-// and 0 when it needs no rotation.
-func (db *DB) reseal(sealed string) (string, int, error) {
+// reseal returns sealed re-sealed under the current key and bound to aad,
+// and 1; or sealed and 0 when it needs no rotation.
+func (db *DB) reseal(sealed, aad string) (string, int, error) {
 	if sealed == "" || !db.sealer.NeedsRotation(sealed) {
 		return sealed, 0, nil
 	}
-	plaintext, err := db.unseal(sealed)
+	plaintext, err := db.unseal(sealed, aad)
 	if err != nil {
 		return "", 0, err
 	}
-	fresh, err := db.seal(plaintext)
+	fresh, err := db.seal(plaintext, aad)
 	if err != nil {
 		return "", 0, err
 	}

@@ -19,21 +19,22 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"github.com/stackfordevs/billing"
 )
 
 // Sealer encrypts and decrypts the secrets the store keeps at rest (Stripe
-// secret keys, webhook signing secrets, HS256 secrets).
+// secret keys, webhook signing secrets, HS256 secrets). Each value is bound
+// to where it is stored (table, project, environment and column, as aad),
+// so that a ciphertext copied to another row or column does not open.
 type Sealer interface {
-	// Seal returns the encrypted form of plaintext.
-	Seal(plaintext string) (string, error)
-	// Open returns the plaintext of a value returned by Seal under the
-	// current or an older key.
-	Open(sealed string) (string, error)
-	// NeedsRotation reports whether sealed was not sealed under the
-	// current key.
+	// SealFor returns the encrypted form of plaintext, bound to aad.
+	SealFor(plaintext, aad string) (string, error)
+	// OpenFor returns the plaintext of a value returned by SealFor with
+	// the same aad, under the current or an older key.
+	OpenFor(sealed, aad string) (string, error)
+	// NeedsRotation reports whether sealed should be sealed again: under
+	// another key than the current one, or in an older format.
 	NeedsRotation(sealed string) bool
 }
 
@@ -86,7 +87,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	cfg := &gorm.Config{
 		SkipDefaultTransaction: true,
 		TranslateError:         true,
-		Logger:                 gormLogger(opts.Logger),
+		Logger:                 newGormLogger(opts.Logger),
 	}
 	if kind == "postgres" {
 		err = db.openPostgres(target, cfg)
@@ -95,6 +96,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	// The pools share their callbacks when they share a configuration.
+	pools := []*gorm.DB{db.write}
+	if db.read.Callback() != db.write.Callback() {
+		pools = append(pools, db.read)
+	}
+	for _, g := range pools {
+		if err := registerClassifier(g); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
 	}
 	if err := db.Ping(ctx); err != nil {
 		_ = db.Close()
@@ -125,8 +137,12 @@ func (db *DB) openPostgres(dsn string, cfg *gorm.Config) error {
 func (db *DB) openSQLite(dsn string, cfg *gorm.Config) error {
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)",
 		busyTimeout.Milliseconds())
+	// SQLite parses each statement it is given, a good part of a write's
+	// cost: the pools keep their statements prepared.
+	sc := *cfg
+	sc.PrepareStmt, sc.PrepareStmtMaxSize, sc.PrepareStmtTTL = true, 512, time.Hour
 	open := func(query string, conns int) (*gorm.DB, error) {
-		g, err := gorm.Open(sqlite.Open(withQuery(dsn, query)), cfg)
+		g, err := gorm.Open(sqlite.Open(withQuery(dsn, query)), &sc)
 		if err != nil {
 			closePool(g)
 			return nil, fmt.Errorf("store: open sqlite: %w", err)
@@ -191,20 +207,6 @@ func withQuery(dsn, query string) string {
 	return dsn + "?" + query
 }
 
-// gormLogger returns a GORM logger that reports only slow queries and
-// errors, without parameters, to l; or a silent one when l is nil.
-func gormLogger(l *slog.Logger) logger.Interface {
-	if l == nil {
-		return logger.Discard
-	}
-	return logger.NewSlogLogger(l, logger.Config{
-		LogLevel:                  logger.Warn,
-		SlowThreshold:             slowQuery,
-		ParameterizedQueries:      true,
-		IgnoreRecordNotFoundError: true,
-	})
-}
-
 // closePool closes the connections of a gorm.DB that failed to open.
 func closePool(g *gorm.DB) {
 	if g == nil {
@@ -241,7 +243,7 @@ func (db *DB) Ping(ctx context.Context) error {
 			return err
 		}
 		if err := sqlDB.PingContext(ctx); err != nil {
-			return fmt.Errorf("store: ping: %w", err)
+			return classify(fmt.Errorf("store: ping: %w", err))
 		}
 	}
 	return nil
@@ -265,10 +267,10 @@ func (db *DB) transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
 		err = db.write.WithContext(ctx).Transaction(fn)
 		if !retryable(err) || ctx.Err() != nil {
-			return err
+			return classify(err)
 		}
 	}
-	return err
+	return classify(err)
 }
 
 // retryable reports whether err aborted a transaction that may succeed when
@@ -279,29 +281,38 @@ func retryable(err error) bool {
 }
 
 // translate turns a database error into the service's errors: a missing row
-// is ENOTFOUND and a unique violation ECONFLICT, both naming what.
+// is ENOTFOUND and a unique violation ECONFLICT, both naming what; an
+// unreachable database is EUNAVAILABLE and a value the database refuses
+// EINVALID (see classify).
 func translate(err error, what string) error {
+	err = classify(err)
 	var berr *billing.Error
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &berr):
-		return berr
+		return err
 	case errors.Is(err, gorm.ErrRecordNotFound):
-		return billing.Errorf(billing.ENOTFOUND, "%s not found.", what)
+		return notFound(what)
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return billing.Errorf(billing.ECONFLICT, "%s already exists.", what)
 	case errors.Is(err, gorm.ErrForeignKeyViolated):
-		return billing.Errorf(billing.ENOTFOUND, "Project not found.")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return billing.Errorf(billing.ENOTFOUND, "No such project.")
+	case errors.Is(err, context.Canceled):
 		return err
 	}
 	return fmt.Errorf("store: %s: %w", strings.ToLower(what), err)
 }
 
-// notFound returns the ENOTFOUND error for what.
+// notFound returns the ENOTFOUND error for what, a kind of record.
 func notFound(what string) error {
-	return billing.Errorf(billing.ENOTFOUND, "%s not found.", what)
+	return billing.Errorf(billing.ENOTFOUND, "No such %s.", strings.ToLower(what))
+}
+
+// noSuch returns the ENOTFOUND error for the record of a kind with an id,
+// in the service's one wording: "No such project: prj_x.".
+func noSuch(what, id string) error {
+	return billing.Errorf(billing.ENOTFOUND, "No such %s: %s.", what, id)
 }
 
 // Times are stored as BIGINT microseconds since the Unix epoch (UTC), the

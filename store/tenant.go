@@ -91,7 +91,9 @@ func (db *DB) CreateTenant(ctx context.Context, t *billing.Tenant) error {
 func (db *DB) FindTenantByID(ctx context.Context, id string) (*billing.Tenant, error) {
 	var row tenantRow
 	err := scanOne(db.reader(ctx).Raw(`SELECT id, name, created_at FROM tenants WHERE id = ?`, id), &row, "Tenant")
-	if err != nil {
+	if billing.ErrorCode(err) == billing.ENOTFOUND {
+		return nil, noSuch("tenant", id)
+	} else if err != nil {
 		return nil, err
 	}
 	return row.tenant(), nil
@@ -113,7 +115,7 @@ func (db *DB) CreateProject(ctx context.Context, p *billing.Project) error {
 		if err := tx.Raw(`SELECT COUNT(*) FROM tenants WHERE id = ?`, p.TenantID).Scan(&n).Error; err != nil {
 			return err
 		} else if n == 0 {
-			return notFound("Tenant")
+			return noSuch("tenant", p.TenantID)
 		}
 		err := tx.Exec(`INSERT INTO projects (id, tenant_id, name, api_key, secret_hash, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -137,7 +139,9 @@ const projectColumns = `id, tenant_id, name, api_key, secret_hash, created_at, u
 func (db *DB) FindProjectByID(ctx context.Context, id string) (*billing.Project, error) {
 	var row projectRow
 	err := scanOne(db.reader(ctx).Raw(`SELECT `+projectColumns+` FROM projects WHERE id = ?`, id), &row, "Project")
-	if err != nil {
+	if billing.ErrorCode(err) == billing.ENOTFOUND {
+		return nil, noSuch("project", id)
+	} else if err != nil {
 		return nil, err
 	}
 	return row.project(), nil
@@ -175,6 +179,9 @@ func (db *DB) UpdateProjectSecret(ctx context.Context, projectID string, hash []
 func projectTenant(tx *gorm.DB, projectID string) (string, error) {
 	var tenantID string
 	err := scanOne(tx.Raw(`SELECT tenant_id FROM projects WHERE id = ?`, projectID), &tenantID, "Project")
+	if billing.ErrorCode(err) == billing.ENOTFOUND {
+		return "", noSuch("project", projectID)
+	}
 	return tenantID, err
 }
 

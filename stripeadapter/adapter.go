@@ -24,9 +24,12 @@ import (
 	"github.com/stackfordevs/billing"
 )
 
-// Defaults of Config.
+// Defaults of Config. One call, retries included, ends within
+// DefaultCallTimeout: well before an HTTP server's write timeout of a
+// minute, so that a Stripe that hangs is answered as a 504.
 const (
-	DefaultTimeout             = 20 * time.Second
+	DefaultTimeout             = 10 * time.Second
+	DefaultCallTimeout         = 25 * time.Second
 	DefaultMaxNetworkRetries   = 2
 	DefaultMaxIdleConnsPerHost = 256
 	DefaultListRateLimit       = 20
@@ -37,10 +40,14 @@ type Config struct {
 	// BaseURL is the Stripe API base URL, such as a stripe-mock's
 	// http://127.0.0.1:12111. Empty means Stripe's API.
 	BaseURL string
-	// Timeout bounds one HTTP request to Stripe (default 20s). stripe-go
-	// retries a request that timed out, so one call may take up to
-	// MaxNetworkRetries+1 times as long; a context deadline bounds it whole.
+	// Timeout bounds one HTTP request to Stripe (default 10s). stripe-go
+	// retries a request that timed out; CallTimeout bounds the call whole.
 	Timeout time.Duration
+	// CallTimeout bounds one call of a Client other than a list walk,
+	// stripe-go's retries and their waits included (default 25s; negative
+	// means no bound but the caller's context). A call that outlasts it is
+	// ETIMEOUT.
+	CallTimeout time.Duration
 	// MaxNetworkRetries is how often stripe-go retries a request that failed
 	// for a reason worth retrying (default 2; negative disables retries).
 	MaxNetworkRetries int64
@@ -62,10 +69,11 @@ type Config struct {
 
 // Adapter builds and caches Stripe clients. It is safe for concurrent use.
 type Adapter struct {
-	baseURL  string
-	now      func() time.Time
-	backends *stripe.Backends
-	listRate rate.Limit
+	baseURL     string
+	now         func() time.Time
+	callTimeout time.Duration
+	backends    *stripe.Backends
+	listRate    rate.Limit
 
 	mu      sync.RWMutex
 	clients map[clientKey]*cachedClient
@@ -85,6 +93,9 @@ type cachedClient struct {
 func New(cfg Config) *Adapter {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = DefaultCallTimeout
 	}
 	if cfg.MaxNetworkRetries == 0 {
 		cfg.MaxNetworkRetries = DefaultMaxNetworkRetries
@@ -130,8 +141,9 @@ func New(cfg Config) *Adapter {
 	}
 
 	return &Adapter{
-		baseURL: cfg.BaseURL,
-		now:     cfg.Now,
+		baseURL:     cfg.BaseURL,
+		now:         cfg.Now,
+		callTimeout: cfg.CallTimeout,
 		backends: &stripe.Backends{
 			API:     backend(stripe.APIBackend),
 			Connect: backend(stripe.ConnectBackend),
@@ -186,11 +198,12 @@ func (a *Adapter) Client(projectID string, env billing.Environment, secretKey st
 		return c.client
 	}
 	client := &Client{
-		api:       stripeclient.New(secretKey, a.backends),
-		projectID: projectID,
-		env:       env,
-		now:       a.now,
-		lists:     &limitedBackend{Backend: a.backends.API, limit: rate.NewLimiter(a.listRate, 1)},
+		api:         stripeclient.New(secretKey, a.backends),
+		projectID:   projectID,
+		env:         env,
+		now:         a.now,
+		callTimeout: a.callTimeout,
+		lists:       &limitedBackend{Backend: a.backends.API, limit: rate.NewLimiter(a.listRate, 1)},
 	}
 	a.clients[k] = &cachedClient{keyHash: h, client: client}
 	return client
@@ -204,7 +217,9 @@ func (a *Adapter) Forget(projectID string, env billing.Environment) {
 	a.mu.Unlock()
 }
 
-// leveledLogger passes stripe-go's error logs to slog and drops the rest:
+// leveledLogger passes stripe-go's error logs to slog, at warning level
+// (what Stripe answered is the caller's concern, and is counted in
+// metrics) and with keys and emails redacted, and drops the rest:
 // stripe-go's debug level logs whole response bodies.
 type leveledLogger struct {
 	log *slog.Logger
@@ -215,15 +230,24 @@ func (l *leveledLogger) Infof(string, ...any)  {}
 func (l *leveledLogger) Warnf(string, ...any)  {}
 
 func (l *leveledLogger) Errorf(format string, v ...any) {
-	l.log.Error(redact(fmt.Sprintf(format, v...)), slog.String("component", "stripe"))
+	l.log.Warn(redactLog(fmt.Sprintf(format, v...)), slog.String("component", "stripe"))
 }
 
-// keyPattern matches Stripe keys and webhook secrets, whole or partly masked.
-var keyPattern = regexp.MustCompile(`\b(?:sk|rk|pk)_(?:test|live)_[0-9A-Za-z*]+|\bwhsec_[0-9A-Za-z*]+`)
+// keyPattern matches Stripe keys and webhook secrets, whole or partly
+// masked; emailPattern matches email addresses.
+var (
+	keyPattern   = regexp.MustCompile(`\b(?:sk|rk|pk)_(?:test|live)_[0-9A-Za-z*]+|\bwhsec_[0-9A-Za-z*]+`)
+	emailPattern = regexp.MustCompile(`[0-9A-Za-z._%+-]+@[0-9A-Za-z.-]+\.[A-Za-z]{2,}`)
+)
 
 // redact replaces anything that looks like a Stripe key in s.
 func redact(s string) string {
 	return keyPattern.ReplaceAllString(s, "[redacted]")
+}
+
+// redactLog replaces keys and emails in s, for a log line.
+func redactLog(s string) string {
+	return emailPattern.ReplaceAllString(redact(s), "[redacted]")
 }
 
 // observingTransport reports each request to Stripe with its duration.

@@ -3,6 +3,7 @@ package stripeadapter
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -42,6 +43,8 @@ type Client struct {
 	projectID string
 	env       billing.Environment
 	now       func() time.Time
+	// callTimeout bounds one call, stripe-go's retries included.
+	callTimeout time.Duration
 	// lists sends list requests through the project's list rate limiter.
 	lists *limitedBackend
 }
@@ -51,6 +54,8 @@ type Client struct {
 // creates; a trial in another mode is an EINVALID error. An empty idemKey is
 // replaced by a generated one.
 func (c *Client) CreateCheckoutSession(ctx context.Context, p billing.CheckoutSessionParams, idemKey string) (*billing.CheckoutSession, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	params := &stripe.CheckoutSessionParams{
 		Mode:                optString(p.Mode),
 		SuccessURL:          optString(p.SuccessURL),
@@ -95,6 +100,8 @@ func (c *Client) CreateCheckoutSession(ctx context.Context, p billing.CheckoutSe
 // GetCheckoutSession returns a Checkout Session. Its customer, subscription
 // and payment intent are ids. An unknown id is ENOTFOUND.
 func (c *Client) GetCheckoutSession(ctx context.Context, id string) (*billing.CheckoutSession, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if id == "" {
 		return nil, billing.Errorf(billing.ENOTFOUND, "Checkout session not found.")
 	}
@@ -111,6 +118,8 @@ func (c *Client) GetCheckoutSession(ctx context.Context, id string) (*billing.Ch
 // enabled, for the caller to confirm with Stripe Elements and the returned
 // client secret. An empty idemKey is replaced by a generated one.
 func (c *Client) CreatePaymentIntent(ctx context.Context, p billing.PaymentIntentParams, idemKey string) (*billing.PaymentIntent, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	params := &stripe.PaymentIntentParams{
 		Amount:       stripe.Int64(p.Amount),
 		Currency:     optString(p.Currency),
@@ -132,31 +141,48 @@ func (c *Client) CreatePaymentIntent(ctx context.Context, p billing.PaymentInten
 	if err != nil {
 		return nil, translateError(err)
 	}
+	return paymentIntent(pi, c.projectID, c.env, p.Metadata), nil
+}
+
+// paymentIntent maps a Stripe payment intent, its strings cleaned; sent is
+// the metadata the request sent, for a user id Stripe did not echo.
+func paymentIntent(pi *stripe.PaymentIntent, projectID string, env billing.Environment, sent map[string]string) *billing.PaymentIntent {
 	out := &billing.PaymentIntent{
-		ID:           pi.ID,
-		ProjectID:    c.projectID,
-		Environment:  c.env,
-		UserID:       pi.Metadata["user_id"],
+		ID:           clean(pi.ID),
+		ProjectID:    projectID,
+		Environment:  env,
+		UserID:       clean(pi.Metadata["user_id"]),
 		Amount:       pi.Amount,
-		Currency:     string(pi.Currency),
-		Description:  pi.Description,
-		ReceiptEmail: pi.ReceiptEmail,
-		Status:       string(pi.Status),
+		Currency:     clean(string(pi.Currency)),
+		Description:  clean(pi.Description),
+		ReceiptEmail: clean(pi.ReceiptEmail),
+		Status:       clean(string(pi.Status)),
 		ClientSecret: pi.ClientSecret,
 		CreatedAt:    unixTime(pi.Created),
 	}
 	if out.UserID == "" {
-		out.UserID = p.Metadata["user_id"]
+		out.UserID = sent["user_id"]
 	}
 	if pi.Customer != nil {
-		out.CustomerID = pi.Customer.ID
+		out.CustomerID = clean(pi.Customer.ID)
 	}
-	return out, nil
+	return out
+}
+
+// bound returns ctx limited to the client's call timeout, so that a Stripe
+// that does not answer ends in ETIMEOUT whatever stripe-go retries.
+func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.callTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.callTimeout)
 }
 
 // CreatePortalSession creates a customer portal session and returns its URL.
 // An empty idemKey is replaced by a generated one.
 func (c *Client) CreatePortalSession(ctx context.Context, customerID, returnURL, idemKey string) (string, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	params := &stripe.BillingPortalSessionParams{
 		Customer:  stripe.String(customerID),
 		ReturnURL: optString(returnURL),
@@ -168,12 +194,14 @@ func (c *Client) CreatePortalSession(ctx context.Context, customerID, returnURL,
 	if err != nil {
 		return "", translateError(err)
 	}
-	return s.URL, nil
+	return clean(s.URL), nil
 }
 
 // CreateCustomer creates a customer. An empty idemKey is replaced by a
 // generated one.
 func (c *Client) CreateCustomer(ctx context.Context, p billing.CustomerParams, idemKey string) (*billing.Customer, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	params := customerParams(p)
 	if err := setWrite(ctx, &params.Params, idemKey); err != nil {
 		return nil, err
@@ -185,9 +213,31 @@ func (c *Client) CreateCustomer(ctx context.Context, p billing.CustomerParams, i
 	return decodeResponse(&cus.APIResource, c.projectID, c.env, c.now(), decodeCustomer)
 }
 
+// GetPaymentIntent returns a payment intent with its client secret. An
+// unknown id is ENOTFOUND.
+func (c *Client) GetPaymentIntent(ctx context.Context, id string) (*billing.PaymentIntent, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	if id == "" {
+		return nil, billing.Errorf(billing.ENOTFOUND, "Payment intent not found.")
+	}
+	params := &stripe.PaymentIntentParams{}
+	params.Context = ctx
+	pi, err := c.api.PaymentIntents.Get(id, params)
+	if err != nil {
+		return nil, translateError(err)
+	}
+	if pi.Metadata["project_id"] != "" && pi.Metadata["project_id"] != c.projectID {
+		return nil, billing.Errorf(billing.ENOTFOUND, "Payment intent not found.")
+	}
+	return paymentIntent(pi, c.projectID, c.env, nil), nil
+}
+
 // GetCustomer returns a customer. A deleted customer is returned with
 // Deleted set and no other field; an unknown id is ENOTFOUND.
 func (c *Client) GetCustomer(ctx context.Context, id string) (*billing.Customer, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if id == "" {
 		return nil, billing.Errorf(billing.ENOTFOUND, "Customer not found.")
 	}
@@ -203,6 +253,8 @@ func (c *Client) GetCustomer(ctx context.Context, id string) (*billing.Customer,
 // UpdateCustomer changes the non-nil fields of p; metadata keys are merged
 // by Stripe, and a key set to "" is removed.
 func (c *Client) UpdateCustomer(ctx context.Context, id string, p billing.CustomerParams, idemKey string) (*billing.Customer, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if id == "" {
 		return nil, billing.Errorf(billing.ENOTFOUND, "Customer not found.")
 	}
@@ -219,6 +271,8 @@ func (c *Client) UpdateCustomer(ctx context.Context, id string, p billing.Custom
 
 // DeleteCustomer deletes a customer, which also cancels its subscriptions.
 func (c *Client) DeleteCustomer(ctx context.Context, id string) error {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if id == "" {
 		return billing.Errorf(billing.ENOTFOUND, "Customer not found.")
 	}
@@ -231,6 +285,8 @@ func (c *Client) DeleteCustomer(ctx context.Context, id string) error {
 // GetSubscription reads a subscription from Stripe, mapped as a webhook event
 // would map it, with EventAt set to now.
 func (c *Client) GetSubscription(ctx context.Context, id string) (*billing.Subscription, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if id == "" {
 		return nil, billing.Errorf(billing.ENOTFOUND, "Subscription not found.")
 	}
@@ -297,7 +353,9 @@ func (c *Client) listParams(ctx context.Context, p *stripe.ListParams) {
 func visitor[T any](c *Client, decode decoder[T], fn func(T) error) func(json.RawMessage) error {
 	return func(raw json.RawMessage) error {
 		v, err := decode(raw, c.projectID, c.env, c.now())
-		if err != nil {
+		if errors.Is(err, errForeign) {
+			return nil // another project's object in a shared account
+		} else if err != nil {
 			return billing.Errorf(billing.ESTRIPE, "Stripe returned an unreadable object.")
 		}
 		return fn(v)
@@ -363,7 +421,9 @@ func decodeResponse[T any](r *stripe.APIResource, projectID string, env billing.
 		return nil, billing.Errorf(billing.ESTRIPE, "Stripe returned an unreadable object.")
 	}
 	v, err := decode(r.LastResponse.RawJSON, projectID, env, at)
-	if err != nil {
+	if errors.Is(err, errForeign) {
+		return nil, billing.Errorf(billing.ENOTFOUND, "No such object for this project.")
+	} else if err != nil {
 		return nil, billing.Errorf(billing.ESTRIPE, "Stripe returned an unreadable object.")
 	}
 	return &v, nil

@@ -5,14 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stackfordevs/billing"
 )
 
 // The types below decode Stripe objects from JSON leniently, with
 // encoding/json and only the fields the service reads, so that responses and
-// events of any API version map alike. API responses are decoded from their
+// events of any API version map alike. Every string decoded is cleaned
+// (NUL bytes removed, invalid UTF-8 replaced), so that no value from Stripe
+// reaches a database that cannot store it. API responses are decoded from their
 // raw body for the same reason: stripe-go's typed structs follow one API
 // version only (2023-10-16 for v76), and newer versions moved fields such as
 // a subscription's current_period_end.
@@ -31,7 +36,11 @@ func (e *expandable) UnmarshalJSON(b []byte) error {
 	case len(b) == 0 || bytes.Equal(b, []byte("null")):
 		return nil
 	case b[0] == '"':
-		return json.Unmarshal(b, &e.ID)
+		if err := json.Unmarshal(b, &e.ID); err != nil {
+			return err
+		}
+		e.ID = clean(e.ID)
+		return nil
 	case b[0] == '{':
 		var o struct {
 			ID string `json:"id"`
@@ -39,7 +48,7 @@ func (e *expandable) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &o); err != nil {
 			return err
 		}
-		e.ID = o.ID
+		e.ID = clean(o.ID)
 		e.Object = append(json.RawMessage(nil), b...)
 		return nil
 	default:
@@ -68,9 +77,9 @@ func (m *metadata) UnmarshalJSON(b []byte) error {
 		case bytes.Equal(v, []byte("null")):
 			continue
 		case json.Unmarshal(v, &s) == nil:
-			out[k] = s
+			out[clean(k)] = clean(s)
 		default:
-			out[k] = string(v)
+			out[clean(k)] = clean(string(v))
 		}
 	}
 	*m = out
@@ -79,6 +88,55 @@ func (m *metadata) UnmarshalJSON(b []byte) error {
 
 // userID returns the buyer the object was created for.
 func (m metadata) userID() string { return m["user_id"] }
+
+// foreign reports whether the object is tagged with another project than
+// projectID: several projects may share one Stripe account, and each
+// mirrors only its own objects and those no project tagged.
+func (m metadata) foreign(projectID string) bool {
+	tag := m["project_id"]
+	return tag != "" && projectID != "" && tag != projectID
+}
+
+// errForeign is returned by the decoders for an object of another project.
+var errForeign = errors.New("object belongs to another project")
+
+// clean returns s without NUL bytes and with invalid UTF-8 replaced by
+// U+FFFD: PostgreSQL stores neither in text.
+func clean(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+}
+
+// cleanStrings cleans every string field of a decoded raw object, in place,
+// through nested structs, pointers and slices. Maps (metadata) and raw JSON
+// clean themselves when they are decoded.
+func cleanStrings(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			cleanStrings(v.Elem())
+		}
+	case reflect.String:
+		if s := v.String(); s != clean(s) {
+			v.SetString(clean(s))
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				cleanStrings(v.Field(i))
+			}
+		}
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return
+		}
+		for i := range v.Len() {
+			cleanStrings(v.Index(i))
+		}
+	}
+}
 
 type rawCustomer struct {
 	ID          string   `json:"id"`
@@ -179,6 +237,7 @@ func decodeObject(b []byte, want string, v any, id, object *string) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		return err
 	}
+	cleanStrings(reflect.ValueOf(v))
 	if *id == "" {
 		return errNoID
 	}
@@ -192,6 +251,9 @@ func decodeCustomer(b []byte, projectID string, env billing.Environment, at time
 	var r rawCustomer
 	if err := decodeObject(b, "customer", &r, &r.ID, &r.Object); err != nil {
 		return billing.Customer{}, err
+	}
+	if r.Metadata.foreign(projectID) {
+		return billing.Customer{}, errForeign
 	}
 	return billing.Customer{
 		ID:          r.ID,
@@ -247,6 +309,9 @@ func decodeSubscription(b []byte, projectID string, env billing.Environment, at 
 	if err := decodeObject(b, "subscription", &r, &r.ID, &r.Object); err != nil {
 		return billing.Subscription{}, err
 	}
+	if r.Metadata.foreign(projectID) {
+		return billing.Subscription{}, errForeign
+	}
 	s := billing.Subscription{
 		ID:                r.ID,
 		ProjectID:         projectID,
@@ -263,7 +328,7 @@ func decodeSubscription(b []byte, projectID string, env billing.Environment, at 
 			Email string `json:"email"`
 		}
 		if json.Unmarshal(r.Customer.Object, &c) == nil {
-			s.Email = c.Email
+			s.Email = clean(c.Email)
 		}
 	}
 	if r.TrialEnd > 0 {
@@ -304,7 +369,7 @@ func planName(p *rawPrice) string {
 			Name string `json:"name"`
 		}
 		if json.Unmarshal(p.Product.Object, &prod) == nil && prod.Name != "" {
-			return prod.Name
+			return clean(prod.Name)
 		}
 	}
 	return p.Nickname
@@ -314,6 +379,9 @@ func decodeCheckoutSession(b []byte, projectID string, env billing.Environment, 
 	var r rawCheckoutSession
 	if err := decodeObject(b, "checkout.session", &r, &r.ID, &r.Object); err != nil {
 		return billing.CheckoutSession{}, err
+	}
+	if r.Metadata.foreign(projectID) {
+		return billing.CheckoutSession{}, errForeign
 	}
 	return r.session(projectID, env, at), nil
 }

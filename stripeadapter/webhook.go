@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,11 +33,18 @@ var ErrUnprocessable = errors.New("unprocessable Stripe event")
 // VerifyWebhook checks the Stripe-Signature header of a webhook payload
 // against a project's signing secret. Any one of several v1 signatures may
 // match (Stripe sends two while a secret is rolled). The signature's
-// timestamp may be at most tolerance old; 0 means DefaultWebhookTolerance.
+// timestamp may be at most tolerance old, or ahead of the clock;
+// 0 means DefaultWebhookTolerance.
 //
 // Failures are EINVALID *billing.Error values: a missing header, a bad
-// signature, or a stale timestamp. An empty secret matches nothing.
+// signature, or a timestamp outside the tolerance. An empty secret matches
+// nothing.
 func VerifyWebhook(payload []byte, sigHeader, secret string, tolerance time.Duration) error {
+	return VerifyWebhookAt(payload, sigHeader, secret, tolerance, time.Now())
+}
+
+// VerifyWebhookAt is VerifyWebhook with the current time given.
+func VerifyWebhookAt(payload []byte, sigHeader, secret string, tolerance time.Duration, now time.Time) error {
 	if strings.TrimSpace(sigHeader) == "" {
 		return signatureError(msgMissingSignature)
 	}
@@ -44,6 +53,11 @@ func VerifyWebhook(payload []byte, sigHeader, secret string, tolerance time.Dura
 	}
 	if tolerance <= 0 {
 		tolerance = DefaultWebhookTolerance
+	}
+	// stripe-go refuses only old timestamps; one far ahead would let a
+	// captured signature be replayed for longer than the tolerance.
+	if ts, ok := signatureTime(sigHeader); ok && ts.After(now.Add(tolerance)) {
+		return signatureError(msgStaleSignature)
 	}
 	err := webhook.ValidatePayloadWithTolerance(payload, sigHeader, secret, tolerance)
 	switch {
@@ -56,6 +70,20 @@ func VerifyWebhook(payload []byte, sigHeader, secret string, tolerance time.Dura
 	default:
 		return signatureError(msgBadSignature)
 	}
+}
+
+// signatureTime returns the t= timestamp of a Stripe-Signature header.
+func signatureTime(header string) (time.Time, bool) {
+	for _, part := range strings.Split(header, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "t="); ok {
+			sec, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return time.Time{}, false
+			}
+			return time.Unix(sec, 0), true
+		}
+	}
+	return time.Time{}, false
 }
 
 func signatureError(msg string) *billing.Error {
@@ -99,6 +127,10 @@ type rawEvent struct {
 // customer.subscription.*, invoice.paid|payment_failed|payment_succeeded,
 // product.* and price.*. Other types give an empty change and no error.
 //
+// Every string read is cleaned of NUL bytes and invalid UTF-8. An object
+// tagged (metadata.project_id) with another project is not mirrored: the
+// event gives an empty change.
+//
 // A payload that is not a JSON event with an id and a type is an EINVALID
 // *billing.Error. An event of a mapped type whose object cannot be read
 // returns an error wrapping ErrUnprocessable, with Parsed.Event still set.
@@ -107,6 +139,7 @@ func ParseEvent(payload []byte, projectID string, env billing.Environment) (Pars
 	if err := json.Unmarshal(payload, &e); err != nil {
 		return Parsed{}, billing.Errorf(billing.EINVALID, "The webhook payload is not a Stripe event.")
 	}
+	cleanStrings(reflect.ValueOf(&e))
 	if e.ID == "" || e.Type == "" || (e.Object != "" && e.Object != "event") {
 		return Parsed{}, billing.Errorf(billing.EINVALID, "The webhook payload is not a Stripe event.")
 	}
@@ -121,8 +154,10 @@ func ParseEvent(payload []byte, projectID string, env billing.Environment) (Pars
 		Created:     at,
 		Payload:     payload,
 	}}
-	if err := p.apply(e.Type, e.Data.Object, at); err != nil {
-		return p, fmt.Errorf("%w: %s %s: %v", ErrUnprocessable, e.Type, e.ID, err)
+	if err := p.apply(e.Type, e.Data.Object, at); errors.Is(err, errForeign) {
+		p.Change, p.RefreshSubscriptions = billing.MirrorChange{}, nil
+	} else if err != nil {
+		return p, fmt.Errorf("%w: %s %s: %s", ErrUnprocessable, e.Type, e.ID, clean(err.Error()))
 	}
 	return p, nil
 }
@@ -190,6 +225,9 @@ func (p *Parsed) applyCheckoutSession(typ string, obj json.RawMessage, at time.T
 	if err := decodeObject(obj, "checkout.session", &r, &r.ID, &r.Object); err != nil {
 		return err
 	}
+	if r.Metadata.foreign(p.Event.ProjectID) {
+		return errForeign
+	}
 	s := r.session(p.Event.ProjectID, p.Event.Environment, at)
 	p.Change.CheckoutSession = &s
 
@@ -219,7 +257,9 @@ func (p *Parsed) applySubscriptionRef(sub expandable, at time.Time) error {
 	switch {
 	case sub.Object != nil:
 		s, err := decodeSubscription(sub.Object, p.Event.ProjectID, p.Event.Environment, at)
-		if err != nil {
+		if errors.Is(err, errForeign) {
+			return nil
+		} else if err != nil {
 			return fmt.Errorf("subscription: %w", err)
 		}
 		p.Change.Subscriptions = append(p.Change.Subscriptions, s)

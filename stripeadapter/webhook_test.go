@@ -210,7 +210,7 @@ func TestParseEvent(t *testing.T) {
 			want: billing.MirrorChange{Customers: []billing.Customer{{
 				ID: "cus_PZoYq2YbJ3mK8c", ProjectID: project, Environment: env,
 				Email: "buyer@example.com", Name: "Grace Hopper", Description: "Created through Checkout", Phone: "+14155550123",
-				Metadata: map[string]string{"tenant_id": "ten_01HPX4Q8", "project_id": "prj_01HPX4R2", "user_id": "user_42"},
+				Metadata: map[string]string{"tenant_id": "ten_01HPX4Q8", "user_id": "user_42"},
 				UserID:   "user_42", Created: unix(1707998394), EventAt: unix(1707998394),
 			}}},
 		},

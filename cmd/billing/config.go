@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stackfordevs/billing/internal/secret"
+	"github.com/stackfordevs/billing/server"
 	"github.com/stackfordevs/billing/store"
 )
 
@@ -29,14 +31,20 @@ type config struct {
 	AdminToken         string
 	StripeAPIBase      string
 	RedisURL           string
-	CreatesPerHour     int
-	QueriesPerHour     int
-	AutoMigrate        bool
-	Dev                bool
-	LogLevel           slog.Level
-	MetricsToken       string
-	UsageFlush         time.Duration
-	ReconcileInterval  time.Duration
+	// Budgets are the hourly rate-limit budgets by class, each read from
+	// its variable (server.BudgetClasses).
+	Budgets     map[string]int
+	AutoMigrate bool
+	// AllowPrivateURLs lets JWKS URLs reach loopback and private
+	// addresses (BILLING_ALLOW_PRIVATE_URLS; development mode sets it).
+	AllowPrivateURLs bool
+	// TrustedProxies name the proxies whose X-Forwarded-For is believed.
+	TrustedProxies    []netip.Prefix
+	Dev               bool
+	LogLevel          slog.Level
+	MetricsToken      string
+	UsageFlush        time.Duration
+	ReconcileInterval time.Duration
 	// EventRetention is how long received webhook payloads are kept; 0
 	// keeps them forever.
 	EventRetention time.Duration
@@ -52,22 +60,32 @@ func loadConfig(getenv func(string) string) (config, error) {
 		StripeAPIBase:      getenv("BILLING_STRIPE_API_BASE"),
 		RedisURL:           getenv("BILLING_REDIS_URL"),
 		MetricsToken:       getenv("BILLING_METRICS_TOKEN"),
-		CreatesPerHour:     1000,
-		QueriesPerHour:     5000,
+		Budgets:            map[string]int{},
 		AutoMigrate:        true,
 		Dev:                truthy(getenv("BILLING_DEV")),
 		ReconcileInterval:  24 * time.Hour,
 		EventRetention:     30 * 24 * time.Hour,
+		AllowPrivateURLs:   truthy(getenv("BILLING_ALLOW_PRIVATE_URLS")),
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"
 	}
-	var err error
-	if c.CreatesPerHour, err = intEnv(getenv, "BILLING_RATE_LIMIT_CREATES_PER_HOUR", c.CreatesPerHour); err != nil {
-		return c, err
+	for _, b := range server.BudgetClasses() {
+		n, err := intEnv(getenv, b.Env, b.PerHour)
+		if err != nil {
+			return c, err
+		}
+		c.Budgets[b.Name] = n
 	}
-	if c.QueriesPerHour, err = intEnv(getenv, "BILLING_RATE_LIMIT_QUERIES_PER_HOUR", c.QueriesPerHour); err != nil {
-		return c, err
+	if c.AdminToken != "" && len(c.AdminToken) < server.MinAdminTokenLength {
+		return c, fmt.Errorf("BILLING_ADMIN_TOKEN: must be at least %d characters (`billing gen-master-key` prints a random value to use)", server.MinAdminTokenLength)
+	}
+	if v := getenv("BILLING_TRUSTED_PROXIES"); v != "" {
+		proxies, err := parsePrefixes(v)
+		if err != nil {
+			return c, fmt.Errorf("BILLING_TRUSTED_PROXIES: %w", err)
+		}
+		c.TrustedProxies = proxies
 	}
 	if v := getenv("BILLING_AUTO_MIGRATE"); v != "" {
 		c.AutoMigrate = truthy(v)
@@ -87,9 +105,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.ReconcileInterval = d
 	}
 	if v := getenv("BILLING_EVENT_RETENTION"); v != "" {
-		if c.EventRetention, err = parseRetention(v); err != nil {
+		d, err := parseRetention(v)
+		if err != nil {
 			return c, fmt.Errorf("BILLING_EVENT_RETENTION: %w", err)
 		}
+		c.EventRetention = d
 	}
 	if v := getenv("BILLING_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -121,6 +141,27 @@ func parseRetention(v string) (time.Duration, error) {
 			"a retried event would be stored twice", v, store.MinRetention)
 	}
 	return d, nil
+}
+
+// parsePrefixes reads a comma-separated list of addresses and CIDR ranges.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or a CIDR range", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 func truthy(v string) bool {

@@ -44,7 +44,7 @@ func TestCrashSafety(t *testing.T) {
 		key := make([]byte, 32)
 		_, _ = cryptorand.Read(key)
 		masterKey := base64.StdEncoding.EncodeToString(key)
-		adminToken := "crash-admin-" + storetest.RandomID("")
+		adminToken := "crash-admin-token-" + storetest.RandomID("")
 		vars := map[string]string{
 			"BILLING_MASTER_KEY":      masterKey,
 			"BILLING_DATABASE_URL":    dsn,

@@ -43,7 +43,7 @@ var (
 	// envServe is what `serve` reads besides envStore.
 	envServe = []string{"BILLING_ADDR", "BILLING_ADMIN_TOKEN", "BILLING_STRIPE_API_BASE", "BILLING_REDIS_URL",
 		"BILLING_RATE_LIMIT_CREATES_PER_HOUR", "BILLING_RATE_LIMIT_QUERIES_PER_HOUR", "BILLING_METRICS_TOKEN",
-		"BILLING_USAGE_FLUSH_INTERVAL", "BILLING_RECONCILE_INTERVAL", "BILLING_EVENT_RETENTION"}
+		"BILLING_USAGE_FLUSH_INTERVAL", "BILLING_RECONCILE_INTERVAL", "BILLING_EVENT_RETENTION", "BILLING_ALLOW_PRIVATE_URLS", "BILLING_TRUSTED_PROXIES"}
 )
 
 // envDocs describes every environment variable a command reads.
@@ -62,6 +62,8 @@ var envDocs = map[string]string{
 	"BILLING_RATE_LIMIT_QUERIES_PER_HOUR": "GET calls per project and environment (default 5000)",
 	"BILLING_METRICS_TOKEN":               "when set, /metrics needs Authorization: Bearer <token>",
 	"BILLING_USAGE_FLUSH_INTERVAL":        "how often counted usage is written (default 5s)",
+	"BILLING_ALLOW_PRIVATE_URLS":          "let configured URLs (JWKS, event endpoints) reach loopback and private addresses; development mode sets it",
+	"BILLING_TRUSTED_PROXIES":             "comma-separated addresses or CIDR ranges of proxies whose X-Forwarded-For names the client",
 	"BILLING_EVENT_RETENTION":             "how long received webhook payloads are kept (default 30d; at least 3d; 0 keeps them forever)",
 	"BILLING_RECONCILE_INTERVAL":          "how often each project environment is resynced from Stripe (default 24h; 0 turns it off)",
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // processAdminToken is the admin token of every process a test starts.
-const processAdminToken = "process-test-admin-token"
+const processAdminToken = "process-test-admin-token-0123456789"
 
 var (
 	billingBinOnce sync.Once

@@ -15,6 +15,7 @@ import (
 	"github.com/stackfordevs/billing/internal/jobs"
 	"github.com/stackfordevs/billing/internal/metrics"
 	"github.com/stackfordevs/billing/internal/ratelimit"
+	"github.com/stackfordevs/billing/internal/urlguard"
 	"github.com/stackfordevs/billing/internal/usage"
 	"github.com/stackfordevs/billing/server"
 	"github.com/stackfordevs/billing/store"
@@ -33,6 +34,7 @@ func runServe(ctx context.Context, inv *invocation) error {
 		return err
 	}
 	c.Dev = c.Dev || *dev
+	c.AllowPrivateURLs = c.AllowPrivateURLs || c.Dev
 	logger := newLogger(stderr, c.LogLevel)
 	if c.Dev && c.AdminToken == "" {
 		if c.AdminToken, err = devAdminToken(); err != nil {
@@ -50,7 +52,8 @@ func runServe(ctx context.Context, inv *invocation) error {
 		defer stop()
 	}
 
-	verifier := buyertoken.NewVerifier(buyertoken.Options{Logger: logger})
+	urls := &urlguard.Guard{AllowPrivate: c.AllowPrivateURLs}
+	verifier := buyertoken.NewVerifier(buyertoken.Options{Logger: logger, URLs: urls})
 	defer verifier.Close()
 	recorder := usage.NewRecorder(db, usage.Options{Logger: logger, Interval: c.UsageFlush})
 	m := metrics.New()
@@ -100,8 +103,9 @@ func runServe(ctx context.Context, inv *invocation) error {
 		Metrics:        m,
 		MetricsToken:   c.MetricsToken,
 		Limiter:        limiter,
-		CreatesPerHour: c.CreatesPerHour,
-		QueriesPerHour: c.QueriesPerHour,
+		Budgets:        c.Budgets,
+		TrustedProxies: c.TrustedProxies,
+		URLs:           urls,
 		SessionKey:     ring.DeriveKey("setup-session"),
 		Bus:            invalidations,
 	})
@@ -116,7 +120,7 @@ func runServe(ctx context.Context, inv *invocation) error {
 		Handler:           app,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       120 * time.Second,
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "startup_ms", time.Since(start).Milliseconds(), "dev", c.Dev)
@@ -181,6 +185,11 @@ func startPruner(ctx context.Context, db *store.DB, retention time.Duration, log
 		<-done
 	}
 }
+
+// writeTimeout bounds writing a response. A Stripe call ends well within
+// it (stripeadapter.DefaultCallTimeout), so that a Stripe that hangs is
+// answered 504 rather than a dropped connection.
+const writeTimeout = 60 * time.Second
 
 func displayAddr(a net.Addr) string {
 	if t, ok := a.(*net.TCPAddr); ok && (t.IP == nil || t.IP.IsUnspecified()) {

@@ -6,6 +6,7 @@ package buyertoken
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/stackfordevs/billing"
+	"github.com/stackfordevs/billing/internal/urlguard"
 )
 
 // Defaults of Options.
@@ -40,6 +42,11 @@ const (
 	// maxJWKSBytes bounds the size of a JWKS document; a real one is a few
 	// kilobytes, and the URL is chosen by a project, not by the operator.
 	maxJWKSBytes = 1 << 20
+	// maxIssuedAhead is how far in the future a token's iat may be.
+	maxIssuedAhead = time.Minute
+	// idleJWKS is how long a key set no token used is kept (with its
+	// refresher) when the project that used it was not seen again.
+	idleJWKS = 24 * time.Hour
 )
 
 // Signing algorithms accepted in each mode. A JWKS holds public keys, so
@@ -56,13 +63,27 @@ type Claims struct {
 	Subject string
 	// Email is the token's "email" claim, or "".
 	Email string
+	// EmailVerified is the token's "email_verified" claim (a boolean, or
+	// the string "true" or "false"), or nil when the token has none.
+	EmailVerified *bool
+}
+
+// EmailOwned reports whether the token's email may establish ownership:
+// it has one, and does not say it is unverified.
+func (c Claims) EmailOwned() bool {
+	return c.Email != "" && (c.EmailVerified == nil || *c.EmailVerified)
 }
 
 // Options configure a Verifier. The zero value is usable.
 type Options struct {
 	// HTTPClient fetches JWKS documents. It defaults to a client of its own
-	// with a 5 second timeout. Its Timeout, when set, also bounds each fetch.
+	// with a 5 second timeout whose connections URLs guards. Its Timeout,
+	// when set, also bounds each fetch.
 	HTTPClient *http.Client
+	// URLs guards the default client's connections: a project's JWKS URL
+	// may not reach loopback, private, link-local or metadata addresses,
+	// after resolution and on redirects. Nil refuses them all.
+	URLs *urlguard.Guard
 	// Leeway is the clock skew allowed when checking exp and nbf. Zero means
 	// 30 seconds; a negative value means none.
 	Leeway time.Duration
@@ -77,9 +98,11 @@ type Options struct {
 }
 
 // Verifier verifies buyer tokens for any project. It caches one key set per
-// JWKS URL, fetched on first use and refreshed in the background and when a
-// token names a key id the set does not hold. A Verifier is safe for
-// concurrent use; Close stops its background work.
+// JWKS URL in use, fetched on first use and refreshed in the background and
+// when a token names a key id the set does not hold; a key set no project
+// uses any more (each project uses the URL of its latest token) is dropped
+// with its refresher. A Verifier is safe for concurrent use; Close stops its
+// background work.
 type Verifier struct {
 	client          *http.Client
 	ownsClient      bool
@@ -93,9 +116,10 @@ type Verifier struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // first fetches in flight
 
-	mu     sync.Mutex
-	jwks   map[string]*jwksEntry // by JWKS URL
-	closed bool
+	mu        sync.Mutex
+	jwks      map[string]*jwksEntry // by JWKS URL
+	byProject map[string]string     // the JWKS URL each project last used
+	closed    bool
 }
 
 // jwksEntry is the cached key set of one JWKS URL.
@@ -106,8 +130,14 @@ type jwksEntry struct {
 	kf       keyfunc.Keyfunc
 	err      error
 	failedAt time.Time
-	// stop ends the background refresh of this key set.
+	// ctx ends the fetch and the background refresh of this key set; stop
+	// cancels it.
+	ctx  context.Context
 	stop context.CancelFunc
+	// users are the projects whose latest token named this URL; lastUsed
+	// is when a token last did. Both are guarded by the Verifier's mu.
+	users    map[string]struct{}
+	lastUsed time.Time
 }
 
 // NewVerifier returns a Verifier with opts applied over the defaults.
@@ -119,12 +149,14 @@ func NewVerifier(opts Options) *Verifier {
 		refreshInterval: opts.JWKSRefreshInterval,
 		logger:          opts.Logger,
 		jwks:            make(map[string]*jwksEntry),
+		byProject:       make(map[string]string),
 	}
 	if opts.HTTPClient == nil {
-		v.client = &http.Client{
-			Timeout:   DefaultHTTPTimeout,
-			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+		guard := opts.URLs
+		if guard == nil {
+			guard = &urlguard.Guard{}
 		}
+		v.client = guard.Client(DefaultHTTPTimeout)
 		v.ownsClient = true
 	} else {
 		c := *opts.HTTPClient
@@ -165,9 +197,7 @@ func (v *Verifier) Close() error {
 	v.cancel()
 	v.wg.Wait() // after which no fetch writes an entry
 	for _, e := range entries {
-		if e.stop != nil {
-			e.stop()
-		}
+		e.stop()
 	}
 	if v.ownsClient {
 		v.client.CloseIdleConnections()
@@ -198,7 +228,7 @@ func (v *Verifier) Verify(ctx context.Context, settings billing.AuthSettings, to
 		// The key set is looked up only once the token has parsed and its
 		// algorithm is allowed, so garbage never causes a fetch.
 		keyFunc = func(t *jwt.Token) (any, error) {
-			kf, err := v.keyfunc(ctx, url)
+			kf, err := v.keyfunc(ctx, settings.ProjectID, url)
 			if err != nil {
 				return nil, err
 			}
@@ -212,10 +242,12 @@ func (v *Verifier) Verify(ctx context.Context, settings billing.AuthSettings, to
 		methods = hmacMethods
 		secret := []byte(settings.HS256Secret)
 		keyFunc = func(*jwt.Token) (any, error) { return secret, nil }
+		v.release(settings.ProjectID)
 	}
 
-	opts := make([]jwt.ParserOption, 0, 5)
-	opts = append(opts, jwt.WithValidMethods(methods), jwt.WithLeeway(v.leeway), jwt.WithTimeFunc(v.now))
+	opts := make([]jwt.ParserOption, 0, 6)
+	opts = append(opts, jwt.WithValidMethods(methods), jwt.WithLeeway(v.leeway), jwt.WithTimeFunc(v.now),
+		jwt.WithExpirationRequired())
 	if settings.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(settings.Issuer))
 	}
@@ -231,34 +263,51 @@ func (v *Verifier) Verify(ctx context.Context, settings billing.AuthSettings, to
 	if claims.Subject == "" {
 		return Claims{}, unauthorized("token has no subject")
 	}
-	return Claims{Subject: claims.Subject, Email: claims.Email}, nil
+	if claims.IssuedAt != nil && claims.IssuedAt.After(v.now().Add(maxIssuedAhead)) {
+		return Claims{}, unauthorized("token is issued in the future")
+	}
+	out := Claims{Subject: claims.Subject, Email: claims.Email}
+	if len(claims.EmailVerified) > 0 && string(claims.EmailVerified) != "null" {
+		verified := string(claims.EmailVerified) == "true" || string(claims.EmailVerified) == `"true"`
+		out.EmailVerified = &verified
+	}
+	return out, nil
 }
 
 // tokenClaims is the JSON shape of a buyer token's claims.
 type tokenClaims struct {
 	jwt.RegisteredClaims
 	Email string `json:"email,omitempty"`
+	// EmailVerified is kept raw: identity providers send a boolean or a
+	// string.
+	EmailVerified json.RawMessage `json:"email_verified,omitempty"`
 }
 
-// keyfunc returns the cached key set of url, fetching it first if needed.
-// The fetch runs in the background bounded by the verifier's timeout, shared
-// by concurrent callers; each caller waits no longer than its ctx.
-func (v *Verifier) keyfunc(ctx context.Context, url string) (keyfunc.Keyfunc, error) {
+// keyfunc returns the cached key set of url for a project, fetching it
+// first if needed. The fetch runs in the background bounded by the
+// verifier's timeout, shared by concurrent callers; each caller waits no
+// longer than its ctx.
+func (v *Verifier) keyfunc(ctx context.Context, projectID, url string) (keyfunc.Keyfunc, error) {
 	v.mu.Lock()
 	if v.closed {
 		v.mu.Unlock()
 		return nil, billing.Errorf(billing.EUNAVAILABLE, "Buyer token verification is shutting down.")
 	}
+	now := v.now()
 	e := v.jwks[url]
-	if e != nil && e.failed() && v.now().Sub(e.failedAt) >= fetchRetryAfter {
+	if e != nil && e.failed() && now.Sub(e.failedAt) >= fetchRetryAfter {
+		v.drop(url, e)
 		e = nil
 	}
 	if e == nil {
-		e = &jwksEntry{ready: make(chan struct{})}
+		v.sweep(now)
+		e = &jwksEntry{ready: make(chan struct{}), users: make(map[string]struct{})}
+		e.ctx, e.stop = context.WithCancel(v.ctx)
 		v.jwks[url] = e
 		v.wg.Add(1)
 		go v.fetch(url, e)
 	}
+	v.use(projectID, url, e, now)
 	v.mu.Unlock()
 
 	select {
@@ -272,14 +321,79 @@ func (v *Verifier) keyfunc(ctx context.Context, url string) (keyfunc.Keyfunc, er
 	return e.kf, nil
 }
 
+// use records that the project's latest token names url, releasing the URL
+// it named before. The caller holds v.mu.
+func (v *Verifier) use(projectID, url string, e *jwksEntry, now time.Time) {
+	e.lastUsed = now
+	if old, ok := v.byProject[projectID]; ok && old != url {
+		v.releaseLocked(projectID)
+	}
+	v.byProject[projectID] = url
+	e.users[projectID] = struct{}{}
+}
+
+// release records that the project no longer uses a JWKS URL.
+func (v *Verifier) release(projectID string) {
+	v.mu.Lock()
+	v.releaseLocked(projectID)
+	v.mu.Unlock()
+}
+
+// releaseLocked drops the project's use of its URL, and the URL's key set
+// when no project uses it. The caller holds v.mu.
+func (v *Verifier) releaseLocked(projectID string) {
+	url, ok := v.byProject[projectID]
+	if !ok {
+		return
+	}
+	delete(v.byProject, projectID)
+	if e := v.jwks[url]; e != nil {
+		delete(e.users, projectID)
+		if len(e.users) == 0 {
+			v.drop(url, e)
+		}
+	}
+}
+
+// drop forgets a key set and stops its fetch and refresher. The caller
+// holds v.mu.
+func (v *Verifier) drop(url string, e *jwksEntry) {
+	if v.jwks[url] == e {
+		delete(v.jwks, url)
+	}
+	for p := range e.users {
+		if v.byProject[p] == url {
+			delete(v.byProject, p)
+		}
+	}
+	e.stop()
+}
+
+// sweep drops key sets no token used for idleJWKS, whose projects were
+// not seen since. The caller holds v.mu.
+func (v *Verifier) sweep(now time.Time) {
+	for url, e := range v.jwks {
+		if now.Sub(e.lastUsed) > idleJWKS {
+			v.drop(url, e)
+		}
+	}
+}
+
+// KeySets returns how many JWKS key sets are cached, each with its
+// refresher.
+func (v *Verifier) KeySets() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.jwks)
+}
+
 // fetch makes the first fetch of url and fills e.
 func (v *Verifier) fetch(url string, e *jwksEntry) {
 	defer v.wg.Done()
 	defer close(e.ready)
 
 	noErrorReturnFirstHTTPReq := false
-	ctx, cancel := context.WithCancel(v.ctx)
-	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
+	kf, err := keyfunc.NewDefaultOverrideCtx(e.ctx, []string{url}, keyfunc.Override{
 		Client:                    v.client,
 		HTTPTimeout:               v.fetchTimeout,
 		NoErrorReturnFirstHTTPReq: &noErrorReturnFirstHTTPReq,
@@ -295,14 +409,13 @@ func (v *Verifier) fetch(url string, e *jwksEntry) {
 		},
 	})
 	if err != nil {
-		cancel() // ends the refresh goroutine the failed storage started
+		e.stop() // ends the refresh goroutine the failed storage started
 		v.logger.Warn("buyer token keys could not be fetched", "jwks_url", url, "error", err)
 		e.err = err
 		e.failedAt = v.now()
 		return
 	}
 	e.kf = kf
-	e.stop = cancel
 }
 
 // failed reports whether the first fetch has finished and failed. The caller
@@ -348,6 +461,8 @@ func (v *Verifier) translate(ctx context.Context, err error, parsed *jwt.Token, 
 		return unauthorized("audience is not accepted")
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		switch {
+		case claims.ExpiresAt == nil:
+			return unauthorized("token has no expiry (exp)")
 		case settings.Issuer != "" && claims.Issuer == "":
 			return unauthorized("issuer is missing")
 		case settings.Audience != "" && len(claims.Audience) == 0:

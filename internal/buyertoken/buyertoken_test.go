@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/internal/buyertoken"
 	"github.com/stackfordevs/billing/internal/buyertoken/buyertokentest"
+	"github.com/stackfordevs/billing/internal/urlguard"
 )
 
 const hsSecret = "a-shared-secret-of-at-least-32-bytes!"
@@ -56,6 +58,10 @@ func newVerifier(tb testing.TB, opts buyertoken.Options) *buyertoken.Verifier {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.URLs == nil {
+		// The test JWKS servers listen on loopback.
+		opts.URLs = &urlguard.Guard{AllowPrivate: true}
 	}
 	v := buyertoken.NewVerifier(opts)
 	tb.Cleanup(func() { _ = v.Close() })
@@ -114,14 +120,19 @@ func TestVerify_HS256(t *testing.T) {
 		}
 	})
 
-	t.Run("OKWithoutExpOrEmail", func(t *testing.T) {
-		got, err := v.Verify(ctx, settings, buyertokentest.SignHS256(t, hsSecret, claims(map[string]any{"exp": nil, "email": nil})))
+	t.Run("OKWithoutEmail", func(t *testing.T) {
+		got, err := v.Verify(ctx, settings, buyertokentest.SignHS256(t, hsSecret, claims(map[string]any{"email": nil})))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got.Subject != "user_123" || got.Email != "" {
 			t.Fatalf("got %+v, want subject user_123 and no email", got)
 		}
+	})
+
+	t.Run("ErrWithoutExp", func(t *testing.T) {
+		_, err := v.Verify(ctx, settings, buyertokentest.SignHS256(t, hsSecret, claims(map[string]any{"exp": nil})))
+		assertCode(t, err, billing.EUNAUTHORIZED, "no expiry")
 	})
 
 	t.Run("OKExpiredWithinLeeway", func(t *testing.T) {
@@ -353,8 +364,8 @@ func TestVerify_JWKSRotation(t *testing.T) {
 
 func TestVerify_JWKSBackgroundRefresh(t *testing.T) {
 	srv := buyertokentest.NewJWKSServer(t)
-	v := buyertoken.NewVerifier(buyertoken.Options{JWKSRefreshInterval: 20 * time.Millisecond})
-	if _, err := v.Verify(context.Background(), billing.AuthSettings{JWKSURL: srv.URL()}, srv.SignRS256(claims(map[string]any{"exp": nil}))); err != nil {
+	v := buyertoken.NewVerifier(buyertoken.Options{JWKSRefreshInterval: 20 * time.Millisecond, URLs: &urlguard.Guard{AllowPrivate: true}})
+	if _, err := v.Verify(context.Background(), billing.AuthSettings{JWKSURL: srv.URL()}, srv.SignRS256(claims(map[string]any{"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix()}))); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() bool { return srv.Requests() >= 3 })
@@ -476,7 +487,7 @@ func TestVerify_JWKSUnreachable(t *testing.T) {
 		clk := &clock{t: now}
 		v := newVerifier(t, buyertoken.Options{Now: clk.Now})
 		settings := billing.AuthSettings{JWKSURL: proxy.URL}
-		tok := jwks.SignRS256(claims(map[string]any{"exp": nil}))
+		tok := jwks.SignRS256(claims(nil))
 
 		_, err := v.Verify(context.Background(), settings, tok)
 		assertCode(t, err, billing.EUNAUTHORIZED, "could not be fetched")
@@ -495,10 +506,10 @@ func TestVerify_JWKSUnreachable(t *testing.T) {
 
 func TestVerifier_CloseLeavesNoGoroutines(t *testing.T) {
 	srv := buyertokentest.NewJWKSServer(t)
-	tok := srv.SignRS256(claims(map[string]any{"exp": nil}))
+	tok := srv.SignRS256(claims(map[string]any{"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix()}))
 	before := runtime.NumGoroutine()
 
-	v := buyertoken.NewVerifier(buyertoken.Options{})
+	v := buyertoken.NewVerifier(buyertoken.Options{URLs: &urlguard.Guard{AllowPrivate: true}})
 	if _, err := v.Verify(context.Background(), billing.AuthSettings{JWKSURL: srv.URL()}, tok); err != nil {
 		t.Fatal(err)
 	}
@@ -618,4 +629,132 @@ func waitUntil(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return cond()
+}
+
+func TestVerify_IssuedInTheFuture(t *testing.T) {
+	v := newVerifier(t, buyertoken.Options{})
+	settings := billing.AuthSettings{HS256Secret: hsSecret}
+	for _, c := range []struct {
+		name  string
+		ahead time.Duration
+		ok    bool
+	}{{"OKNow", 0, true}, {"OKSkew", 50 * time.Second, true}, {"ErrTwoMinutes", 2 * time.Minute, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			tok := buyertokentest.SignHS256(t, hsSecret, claims(map[string]any{"iat": now.Add(c.ahead).Unix()}))
+			_, err := v.Verify(context.Background(), settings, tok)
+			if c.ok && err != nil {
+				t.Fatalf("got %v, want the token accepted", err)
+			}
+			if !c.ok {
+				assertCode(t, err, billing.EUNAUTHORIZED, "issued in the future")
+			}
+		})
+	}
+}
+
+func TestVerify_EmailVerified(t *testing.T) {
+	v := newVerifier(t, buyertoken.Options{})
+	settings := billing.AuthSettings{HS256Secret: hsSecret}
+	for _, c := range []struct {
+		name   string
+		claim  any
+		want   *bool
+		owning bool
+	}{
+		{"Absent", nil, nil, true},
+		{"True", true, ptr(true), true},
+		{"TrueString", "true", ptr(true), true},
+		{"False", false, ptr(false), false},
+		{"FalseString", "false", ptr(false), false},
+		{"Other", "yes", ptr(false), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl := claims(nil)
+			if c.claim != nil {
+				cl["email_verified"] = c.claim
+			}
+			got, err := v.Verify(context.Background(), settings, buyertokentest.SignHS256(t, hsSecret, cl))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (got.EmailVerified == nil) != (c.want == nil) || (c.want != nil && *got.EmailVerified != *c.want) {
+				t.Errorf("got EmailVerified %v, want %v", got.EmailVerified, c.want)
+			}
+			if got.EmailOwned() != c.owning {
+				t.Errorf("got EmailOwned %v, want %v", got.EmailOwned(), c.owning)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestVerify_JWKSPrivateAddressRefused checks that, by default, a JWKS URL
+// that reaches a loopback address is not fetched, directly or through a
+// redirect.
+func TestVerify_JWKSPrivateAddressRefused(t *testing.T) {
+	srv := buyertokentest.NewJWKSServer(t)
+	tok := srv.SignRS256(claims(nil))
+	t.Run("ErrLoopback", func(t *testing.T) {
+		v := newVerifier(t, buyertoken.Options{URLs: &urlguard.Guard{}})
+		_, err := v.Verify(context.Background(), billing.AuthSettings{ProjectID: "prj_a", JWKSURL: srv.URL()}, tok)
+		assertCode(t, err, billing.EUNAUTHORIZED, "could not be fetched")
+		if n := srv.Requests(); n != 0 {
+			t.Errorf("got %d requests to the loopback JWKS, want 0", n)
+		}
+	})
+	t.Run("ErrMetadataAddress", func(t *testing.T) {
+		v := newVerifier(t, buyertoken.Options{URLs: &urlguard.Guard{}})
+		_, err := v.Verify(context.Background(), billing.AuthSettings{ProjectID: "prj_a", JWKSURL: "http://169.254.169.254/latest/meta-data/"}, tok)
+		assertCode(t, err, billing.EUNAUTHORIZED, "could not be fetched")
+	})
+	t.Run("OKWhenAllowed", func(t *testing.T) {
+		v := newVerifier(t, buyertoken.Options{URLs: &urlguard.Guard{AllowPrivate: true}})
+		if _, err := v.Verify(context.Background(), billing.AuthSettings{ProjectID: "prj_a", JWKSURL: srv.URL()}, tok); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestVerify_OneKeySetPerProject checks that a project that changes its
+// JWKS URL leaves no key set (and refresher) behind, however often, and
+// that a URL another project still uses is kept.
+func TestVerify_OneKeySetPerProject(t *testing.T) {
+	srv := buyertokentest.NewJWKSServer(t)
+	tok := srv.SignRS256(claims(nil))
+	v := newVerifier(t, buyertoken.Options{})
+	ctx := context.Background()
+	before := runtime.NumGoroutine()
+	for i := range 60 {
+		url := fmt.Sprintf("%s?v=%d", srv.URL(), i)
+		if _, err := v.Verify(ctx, billing.AuthSettings{ProjectID: "prj_a", JWKSURL: url}, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := v.KeySets(); n != 1 {
+		t.Errorf("got %d key sets after one project used 60 URLs in turn, want 1", n)
+	}
+	var got int
+	if !waitUntil(5*time.Second, func() bool { got = runtime.NumGoroutine(); return got <= before+5 }) {
+		t.Errorf("got %d goroutines, want at most %d: refreshers of dropped key sets still run", got, before+5)
+	}
+
+	shared := srv.URL() + "?shared"
+	for _, p := range []string{"prj_b", "prj_c"} {
+		if _, err := v.Verify(ctx, billing.AuthSettings{ProjectID: p, JWKSURL: shared}, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := v.Verify(ctx, billing.AuthSettings{ProjectID: "prj_b", HS256Secret: hsSecret}, buyertokentest.SignHS256(t, hsSecret, claims(nil))); err != nil {
+		t.Fatal(err)
+	}
+	if n := v.KeySets(); n != 2 {
+		t.Errorf("got %d key sets, want 2 (prj_a's and the one prj_c still uses)", n)
+	}
+	if _, err := v.Verify(ctx, billing.AuthSettings{ProjectID: "prj_c", HS256Secret: hsSecret}, buyertokentest.SignHS256(t, hsSecret, claims(nil))); err != nil {
+		t.Fatal(err)
+	}
+	if n := v.KeySets(); n != 1 {
+		t.Errorf("got %d key sets, want 1 once no project uses the shared URL", n)
+	}
 }

@@ -20,8 +20,13 @@ import (
 // KeySize is the length in bytes of a master key (AES-256).
 const KeySize = 32
 
-// sealVersion prefixes every sealed value so the format can evolve.
-const sealVersion = "v1"
+// Sealed value formats. v1 binds the key id; v2 (SealFor) also binds a
+// context, such as the row and column the value is stored in, so that a
+// ciphertext copied elsewhere does not open.
+const (
+	sealVersion      = "v1"
+	sealVersionBound = "v2"
+)
 
 // Keyring encrypts secrets at rest with AES-256-GCM. It seals with its
 // current master key and opens values sealed with the current key or any of
@@ -106,8 +111,20 @@ func (k *Keyring) CurrentKeyID() string { return k.currentID }
 
 // Seal encrypts plaintext under the current key with a fresh random nonce and
 // returns "v1:<kid>:<base64url(nonce|ciphertext)>". Seal("") returns "" so an
-// unset secret stays unset.
+// unset secret stays unset. Values stored at rest are sealed with SealFor.
 func (k *Keyring) Seal(plaintext string) (string, error) {
+	return k.seal(plaintext, sealVersion, "")
+}
+
+// SealFor is Seal bound to aad, a context such as the project,
+// environment and column the value is stored in: it returns
+// "v2:<kid>:<base64url(nonce|ciphertext)>", which OpenFor opens only with
+// the same aad.
+func (k *Keyring) SealFor(plaintext, aad string) (string, error) {
+	return k.seal(plaintext, sealVersionBound, aad)
+}
+
+func (k *Keyring) seal(plaintext, version, aad string) (string, error) {
 	if plaintext == "" {
 		return "", nil
 	}
@@ -116,20 +133,31 @@ func (k *Keyring) Seal(plaintext string) (string, error) {
 	if _, err := rand.Read(buf); err != nil {
 		return "", billing.Errorf(billing.EINTERNAL, "Could not encrypt a secret.")
 	}
-	sealed := aead.Seal(buf, buf, []byte(plaintext), additionalData(k.currentID))
-	return sealVersion + ":" + k.currentID + ":" + base64.RawURLEncoding.EncodeToString(sealed), nil
+	sealed := aead.Seal(buf, buf, []byte(plaintext), additionalData(version, k.currentID, aad))
+	return version + ":" + k.currentID + ":" + base64.RawURLEncoding.EncodeToString(sealed), nil
 }
 
 // Open decrypts a value returned by Seal under any key of the ring.
 // Open("") returns "". It fails when the value is malformed, was sealed under
 // a key the ring does not hold, or was tampered with.
 func (k *Keyring) Open(sealed string) (string, error) {
+	return k.OpenFor(sealed, "")
+}
+
+// OpenFor decrypts a value returned by SealFor with the same aad, or by
+// Seal (the format before values were bound; NeedsRotation reports it so
+// that a rotation binds it). A value bound to another context does not
+// open.
+func (k *Keyring) OpenFor(sealed, aad string) (string, error) {
 	if sealed == "" {
 		return "", nil
 	}
-	kid, payload, ok := parseSealed(sealed)
+	version, kid, payload, ok := parseSealed(sealed)
 	if !ok {
 		return "", billing.Errorf(billing.EINTERNAL, "Stored secret is not in the expected sealed format.")
+	}
+	if version == sealVersion {
+		aad = ""
 	}
 	aead, ok := k.aeads[kid]
 	if !ok {
@@ -141,20 +169,21 @@ func (k *Keyring) Open(sealed string) (string, error) {
 		return "", billing.Errorf(billing.EINTERNAL, "Stored secret is not in the expected sealed format.")
 	}
 	nonce, ciphertext := data[:aead.NonceSize()], data[aead.NonceSize():]
-	plaintext, err := aead.Open(nil, nonce, ciphertext, additionalData(kid))
+	plaintext, err := aead.Open(nil, nonce, ciphertext, additionalData(version, kid, aad))
 	if err != nil {
 		return "", billing.Errorf(billing.EINTERNAL,
-			"Stored secret could not be decrypted with master key %q; it is corrupt or was tampered with.", kid)
+			"Stored secret could not be decrypted with master key %q; it is corrupt, was tampered with, or belongs to another record.", kid)
 	}
 	return string(plaintext), nil
 }
 
 // NeedsRotation reports whether sealed was sealed under a key other than the
-// current one, so it should be opened and sealed again. It is false for ""
+// current one, or without a context (Seal), so it should be opened and
+// sealed again with SealFor. It is false for ""
 // and for values that are not in the sealed format.
 func (k *Keyring) NeedsRotation(sealed string) bool {
-	kid, _, ok := parseSealed(sealed)
-	return ok && kid != k.currentID
+	version, kid, _, ok := parseSealed(sealed)
+	return ok && (kid != k.currentID || version != sealVersionBound)
 }
 
 // add registers key and returns its id. name says which key it is in errors.
@@ -181,22 +210,26 @@ func (k *Keyring) add(key []byte, name string) (string, error) {
 	return id, nil
 }
 
-// parseSealed splits "v1:<kid>:<payload>".
-func parseSealed(sealed string) (kid, payload string, ok bool) {
+// parseSealed splits "v1:<kid>:<payload>" or "v2:<kid>:<payload>".
+func parseSealed(sealed string) (version, kid, payload string, ok bool) {
 	version, rest, ok := strings.Cut(sealed, ":")
-	if !ok || version != sealVersion {
-		return "", "", false
+	if !ok || (version != sealVersion && version != sealVersionBound) {
+		return "", "", "", false
 	}
 	kid, payload, ok = strings.Cut(rest, ":")
 	if !ok || len(kid) != 8 || payload == "" {
-		return "", "", false
+		return "", "", "", false
 	}
-	return kid, payload, true
+	return version, kid, payload, true
 }
 
-// additionalData binds the format version and key id to the ciphertext.
-func additionalData(kid string) []byte {
-	return []byte(sealVersion + ":" + kid)
+// additionalData binds the format version, the key id and, from v2 on, the
+// value's context to the ciphertext.
+func additionalData(version, kid, aad string) []byte {
+	if version == sealVersion {
+		return []byte(sealVersion + ":" + kid)
+	}
+	return []byte(version + ":" + kid + ":" + aad)
 }
 
 // decodeKey decodes a base64 master key in any of the common alphabets.

@@ -126,7 +126,7 @@ func TestKeyring_Open(t *testing.T) {
 func TestKeyring_Rotation(t *testing.T) {
 	oldKey, newKeyB := newKey(t), newKey(t)
 	oldRing := mustKeyring(t, oldKey)
-	sealed, err := oldRing.Seal("rk_live_abcdefghijkl")
+	sealed, err := oldRing.SealFor("rk_live_abcdefghijkl", "ctx")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,25 +138,57 @@ func TestKeyring_Rotation(t *testing.T) {
 	if !ring.NeedsRotation(sealed) {
 		t.Fatal("NeedsRotation under the new ring: got false, want true")
 	}
-	plain, err := ring.Open(sealed)
+	plain, err := ring.OpenFor(sealed, "ctx")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if plain != "rk_live_abcdefghijkl" {
 		t.Fatalf("got %q, want %q", plain, "rk_live_abcdefghijkl")
 	}
-	resealed, err := ring.Seal(plain)
+	resealed, err := ring.SealFor(plain, "ctx")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ring.NeedsRotation(resealed) {
 		t.Fatal("NeedsRotation after resealing: got true, want false")
 	}
-	if _, err := oldRing.Open(resealed); err == nil {
+	if _, err := oldRing.OpenFor(resealed, "ctx"); err == nil {
 		t.Fatal("old ring opened a value sealed under the new key")
 	}
 	if ring.NeedsRotation("") || ring.NeedsRotation("garbage") {
 		t.Fatal("NeedsRotation of empty or malformed value: got true, want false")
+	}
+}
+
+// TestKeyring_BoundContext checks that a value sealed for one context opens
+// only in it, and that unbound (v1) values still open and need rotation.
+func TestKeyring_BoundContext(t *testing.T) {
+	ring := mustKeyring(t, newKey(t))
+	sealed, err := ring.SealFor("sk_test_abc", "stripe_settings/prj_a/test/secret_key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(sealed, "v2:"+ring.CurrentKeyID()+":") {
+		t.Errorf("got %q, want the v2 format", sealed)
+	}
+	if got, err := ring.OpenFor(sealed, "stripe_settings/prj_a/test/secret_key"); err != nil || got != "sk_test_abc" {
+		t.Errorf("same context: got %q, %v", got, err)
+	}
+	for _, other := range []string{"stripe_settings/prj_b/test/secret_key", "stripe_settings/prj_a/live/secret_key",
+		"stripe_settings/prj_a/test/webhook_secret", ""} {
+		if _, err := ring.OpenFor(sealed, other); err == nil {
+			t.Errorf("opened a value bound to another context with %q", other)
+		}
+	}
+	legacy, _ := ring.Seal("sk_test_old")
+	if got, err := ring.OpenFor(legacy, "anything"); err != nil || got != "sk_test_old" {
+		t.Errorf("v1 value: got %q, %v; want it opened", got, err)
+	}
+	if !ring.NeedsRotation(legacy) {
+		t.Error("a v1 value does not need rotation, want it rebound")
+	}
+	if ring.NeedsRotation(sealed) {
+		t.Error("a v2 value under the current key needs rotation")
 	}
 }
 

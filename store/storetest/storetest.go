@@ -181,8 +181,9 @@ func MustCreateProject(tb testing.TB, db *store.DB) *billing.Project {
 }
 
 // FakeSealer is a deterministic, reversible store.Sealer for tests: a value
-// sealed under KeyID is "KeyID:" followed by its base64 encoding reversed,
-// so that stored values never equal their plaintext. It opens values of any
+// sealed under KeyID for aad is "KeyID:" followed by the base64 encoding of
+// aad, a NUL and the plaintext, reversed, so that stored values never equal
+// their plaintext and open only for the same aad. It opens values of any
 // key id and says those of another key id need rotation. It is no
 // protection at all.
 type FakeSealer struct {
@@ -199,13 +200,19 @@ func (s FakeSealer) keyID() string {
 	return s.KeyID
 }
 
-// Seal implements store.Sealer.
-func (s FakeSealer) Seal(plaintext string) (string, error) {
-	return s.keyID() + ":" + reverse(base64.StdEncoding.EncodeToString([]byte(plaintext))), nil
+// Seal is SealFor without a context.
+func (s FakeSealer) Seal(plaintext string) (string, error) { return s.SealFor(plaintext, "") }
+
+// Open is OpenFor without a context.
+func (s FakeSealer) Open(sealed string) (string, error) { return s.OpenFor(sealed, "") }
+
+// SealFor implements store.Sealer.
+func (s FakeSealer) SealFor(plaintext, aad string) (string, error) {
+	return s.keyID() + ":" + reverse(base64.StdEncoding.EncodeToString([]byte(aad+"\x00"+plaintext))), nil
 }
 
-// Open implements store.Sealer.
-func (s FakeSealer) Open(sealed string) (string, error) {
+// OpenFor implements store.Sealer.
+func (s FakeSealer) OpenFor(sealed, aad string) (string, error) {
 	_, body, ok := strings.Cut(sealed, ":")
 	if !ok {
 		return "", errors.New("storetest: not a sealed value")
@@ -214,7 +221,11 @@ func (s FakeSealer) Open(sealed string) (string, error) {
 	if err != nil {
 		return "", errors.New("storetest: corrupt sealed value")
 	}
-	return string(b), nil
+	bound, plaintext, ok := strings.Cut(string(b), "\x00")
+	if !ok || bound != aad {
+		return "", errors.New("storetest: sealed for another context")
+	}
+	return plaintext, nil
 }
 
 // NeedsRotation implements store.Sealer.
