@@ -14,9 +14,11 @@ import (
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
 	"github.com/stackfordevs/billing/internal/admin"
+	"github.com/stackfordevs/billing/internal/bus"
 	"github.com/stackfordevs/billing/internal/buyertoken"
 	"github.com/stackfordevs/billing/internal/metrics"
 	"github.com/stackfordevs/billing/internal/ratelimit"
+	"github.com/stackfordevs/billing/mirror"
 	"github.com/stackfordevs/billing/stripeadapter"
 )
 
@@ -32,15 +34,21 @@ type Config struct {
 	// take effect at once.
 	CacheTTL time.Duration
 	// SubscriptionCacheTTL bounds how long a subscription-status answer is
-	// reused (default 30s). A change to the mirror invalidates it at once on
-	// this instance, and through Bus on the others.
+	// reused (default 30s): the mirror's Config.AnswerTTL. A change to the
+	// mirror invalidates it at once on this instance, and through Bus on the
+	// others.
 	SubscriptionCacheTTL time.Duration
 	// WebhookTolerance is the largest accepted age of a Stripe signature
 	// (default 5 minutes).
 	WebhookTolerance time.Duration
 	Now              func() time.Time
-	// Bus carries cache invalidations between instances; nil for one instance.
-	Bus Bus
+	// Bus announces changes to every cache of this instance and, when it
+	// has a Redis remote, of the others; nil means a bus of this instance
+	// alone.
+	Bus *bus.Bus
+	// Mirror, when set, is the mirror the server writes and answers
+	// through; it must share Bus. Nil builds one from Store, Stripe and Bus.
+	Mirror *mirror.Mirror
 	// Usage counts calls per project; nil counts nothing.
 	Usage UsageRecorder
 	// Metrics, when set, are kept and served at /metrics.
@@ -70,15 +78,14 @@ type Server struct {
 	logger     *slog.Logger
 	adminToken string
 	now        func() time.Time
-	tolerance  time.Duration
 	metrics    *metrics.Metrics
-	bus        Bus
+	bus        *bus.Bus
+	mirror     *mirror.Mirror
 
 	projects     *ttlCache[string, *billing.Project]
 	projectsByID *ttlCache[string, *billing.Project]
 	stripeCfg    *ttlCache[envKey, *billing.StripeSettings]
 	authCfg      *ttlCache[string, *billing.AuthSettings]
-	subs         *subscriptionCache
 }
 
 type envKey struct {
@@ -121,6 +128,9 @@ func New(cfg Config) (*echo.Echo, error) {
 	if cfg.Verifier == nil {
 		cfg.Verifier = buyertoken.NewVerifier(buyertoken.Options{Now: cfg.Now, Logger: cfg.Logger})
 	}
+	if cfg.Bus == nil {
+		cfg.Bus = bus.New(nil)
+	}
 	spec, err := gen.GetSpec()
 	if err != nil {
 		return nil, err
@@ -135,18 +145,26 @@ func New(cfg Config) (*echo.Echo, error) {
 		logger:       cfg.Logger,
 		adminToken:   cfg.AdminToken,
 		now:          cfg.Now,
-		tolerance:    cfg.WebhookTolerance,
 		metrics:      cfg.Metrics,
 		bus:          cfg.Bus,
 		projects:     newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
 		projectsByID: newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
 		stripeCfg:    newTTLCache[envKey, *billing.StripeSettings](cfg.CacheTTL, 100_000, cfg.Now),
 		authCfg:      newTTLCache[string, *billing.AuthSettings](cfg.CacheTTL, 100_000, cfg.Now),
-		subs:         newSubscriptionCache(cfg.SubscriptionCacheTTL, cfg.Now),
+		mirror:       cfg.Mirror,
 	}
-
-	if s.bus != nil {
-		s.bus.Subscribe(s.invalidate)
+	s.bus.Subscribe(s.invalidate)
+	if s.mirror == nil {
+		s.mirror = mirror.New(mirror.Config{
+			Store:            cfg.Store,
+			Accounts:         mirror.NewAccounts(s.stripeSettings, cfg.Stripe),
+			Bus:              cfg.Bus,
+			Logger:           cfg.Logger,
+			Now:              cfg.Now,
+			AnswerTTL:        cfg.SubscriptionCacheTTL,
+			WebhookTolerance: cfg.WebhookTolerance,
+			Observe:          s.countEvent,
+		})
 	}
 
 	e := echo.New()

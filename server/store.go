@@ -4,12 +4,15 @@ import (
 	"context"
 
 	billing "github.com/stackfordevs/billing"
-	"github.com/stackfordevs/billing/store"
+	"github.com/stackfordevs/billing/mirror"
 )
 
-// Store is the storage the server needs. Lookups that find nothing return
-// ENOTFOUND; unique-key clashes return ECONFLICT.
+// Store is the storage the server needs: the mirror's, through which every
+// change to mirrored objects goes, and the rest. Lookups that find nothing
+// return ENOTFOUND; unique-key clashes return ECONFLICT.
 type Store interface {
+	mirror.Store
+
 	Ping(ctx context.Context) error
 
 	CreateTenant(ctx context.Context, t *billing.Tenant) error
@@ -23,22 +26,13 @@ type Store interface {
 	PutAuthSettings(ctx context.Context, s billing.AuthSettings) error
 	FindAuthSettings(ctx context.Context, projectID string) (*billing.AuthSettings, error)
 
-	UpsertCustomer(ctx context.Context, c billing.Customer) error
-	FindCustomer(ctx context.Context, projectID string, env billing.Environment, id string) (*billing.Customer, error)
 	ListCustomers(ctx context.Context, f billing.CustomerFilter) ([]billing.Customer, bool, error)
-	DeleteCustomer(ctx context.Context, projectID string, env billing.Environment, id string) error
 
 	CreateCheckoutSession(ctx context.Context, cs billing.CheckoutSession) error
 	FindCheckoutSession(ctx context.Context, projectID string, env billing.Environment, id string) (*billing.CheckoutSession, error)
-	UpdateCheckoutSession(ctx context.Context, cs billing.CheckoutSession) error
 	CreatePaymentIntent(ctx context.Context, pi billing.PaymentIntent) error
 
-	ApplyEvent(ctx context.Context, ev billing.WebhookEvent, change billing.MirrorChange) (store.ApplyResult, error)
-	UpsertFromStripe(ctx context.Context, projectID string, env billing.Environment, change billing.MirrorChange) error
 	ListWebhookEvents(ctx context.Context, projectID string, env billing.Environment, limit int, startingAfter string) ([]billing.WebhookEvent, bool, error)
-	FindWebhookEvent(ctx context.Context, projectID string, env billing.Environment, id string) (*billing.WebhookEvent, error)
-	FindActiveSubscriptionByEmail(ctx context.Context, projectID string, env billing.Environment, email string) (*billing.Subscription, error)
-	ActiveSubscriptionsByEmail(ctx context.Context, projectID string, env billing.Environment) (map[string]billing.Subscription, error)
 
 	AddUsage(ctx context.Context, counts []billing.UsageCount) error
 	ListUsage(ctx context.Context, projectID string, env billing.Environment, fromDay, toDay string) ([]billing.UsageCount, error)

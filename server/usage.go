@@ -8,8 +8,6 @@ import (
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
 
-	"github.com/stackfordevs/billing/internal/resync"
-
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
@@ -82,13 +80,7 @@ func (s *Server) AdminSyncProject(ctx context.Context, req gen.AdminSyncProjectR
 	if err != nil {
 		return nil, notFound(err, "projectId", "No such project: "+req.ProjectId+".")
 	}
-	env := envOf(req.Params.Environment)
-	client, _, err := s.stripeClient(ctx, p, env)
-	if err != nil {
-		return nil, err
-	}
-	n, err := resync.Run(ctx, client, s.store, p.ID, env)
-	s.changed(ctx, mirrorKey(p.ID, env))
+	n, err := s.mirror.Resync(ctx, p.ID, envOf(req.Params.Environment), nil)
 	if err != nil {
 		return nil, err
 	}

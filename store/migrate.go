@@ -208,6 +208,17 @@ var migrations = []migration{{
 	statements: []string{
 		`ALTER TABLE stripe_settings ADD COLUMN refetch_objects INTEGER NOT NULL DEFAULT 0`,
 	},
+}, {
+	version: 3,
+	name:    "subscriptions: period start, cancellation times; lookups by owner",
+	statements: []string{
+		`ALTER TABLE subscriptions ADD COLUMN current_period_start BIGINT NOT NULL DEFAULT 0`,
+		`ALTER TABLE subscriptions ADD COLUMN cancel_at BIGINT NOT NULL DEFAULT 0`,
+		`ALTER TABLE subscriptions ADD COLUMN canceled_at BIGINT NOT NULL DEFAULT 0`,
+		`ALTER TABLE subscriptions ADD COLUMN ended_at BIGINT NOT NULL DEFAULT 0`,
+		`CREATE INDEX subscriptions_user ON subscriptions (user_id, project_id, environment)`,
+		`CREATE INDEX customers_user ON customers (user_id, project_id, environment)`,
+	},
 }}
 
 // migrateLock is the PostgreSQL advisory lock key that serialises

@@ -69,7 +69,8 @@ type Parsed struct {
 	// caller.
 	Event billing.WebhookEvent
 	// Change is what the event writes to the mirror; every object in it has
-	// EventAt set to the event's created time. A Customer taken from a
+	// EventAt set to the event's created time. The products a subscription's
+	// items carry expanded are mirrored too. A Customer taken from a
 	// checkout session carries only ID, Email and UserID, and should be
 	// merged into a stored customer rather than replace it.
 	Change billing.MirrorChange
@@ -145,11 +146,7 @@ func (p *Parsed) apply(typ string, obj json.RawMessage, at time.Time) error {
 		p.Change.Customers = append(p.Change.Customers, c)
 
 	case strings.HasPrefix(typ, "customer.subscription."):
-		s, err := decodeSubscription(obj, projectID, env, at)
-		if err != nil {
-			return err
-		}
-		p.Change.Subscriptions = append(p.Change.Subscriptions, s)
+		return p.applySubscription(obj, at)
 
 	case typ == "invoice.paid" || typ == "invoice.payment_failed" || typ == "invoice.payment_succeeded":
 		var inv rawInvoice
@@ -213,16 +210,26 @@ func (p *Parsed) applyCheckoutSession(typ string, obj json.RawMessage, at time.T
 	return nil
 }
 
+// applySubscription mirrors a subscription object, and the products its
+// items carry expanded.
+func (p *Parsed) applySubscription(obj json.RawMessage, at time.Time) error {
+	s, products, err := decodeSubscriptionProducts(obj, p.Event.ProjectID, p.Event.Environment, at)
+	if err != nil {
+		return err
+	}
+	p.Change.Subscriptions = append(p.Change.Subscriptions, s)
+	p.Change.Products = append(p.Change.Products, products...)
+	return nil
+}
+
 // applySubscriptionRef mirrors an expanded subscription, or asks the caller
 // to refresh one given by id.
 func (p *Parsed) applySubscriptionRef(sub expandable, at time.Time) error {
 	switch {
 	case sub.Object != nil:
-		s, err := decodeSubscription(sub.Object, p.Event.ProjectID, p.Event.Environment, at)
-		if err != nil {
+		if err := p.applySubscription(sub.Object, at); err != nil {
 			return fmt.Errorf("subscription: %w", err)
 		}
-		p.Change.Subscriptions = append(p.Change.Subscriptions, s)
 	case sub.ID != "":
 		p.RefreshSubscriptions = append(p.RefreshSubscriptions, sub.ID)
 	}

@@ -9,8 +9,8 @@ import (
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/internal/admin"
-	"github.com/stackfordevs/billing/internal/resync"
 	"github.com/stackfordevs/billing/internal/secret"
+	"github.com/stackfordevs/billing/mirror"
 	"github.com/stackfordevs/billing/stripeadapter"
 )
 
@@ -157,12 +157,20 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return cliError(err)
 	}
-	st, err := db.FindStripeSettings(ctx, p.ID, env)
+	// The changes reach running instances' caches through Redis when it is
+	// configured, and within their caches' expiry otherwise.
+	rdb, err := redisClient(c)
 	if err != nil {
-		return fmt.Errorf("Stripe is not configured for %s: %w", env, cliError(err))
+		return err
 	}
-	client := stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger}).Client(p.ID, env, st.SecretKey)
-	n, err := resync.Run(ctx, client, db, p.ID, env)
+	if rdb != nil {
+		defer rdb.Close()
+	}
+	changes, closeBus := newBus(rdb, c.RedisPrefix, logger)
+	defer closeBus()
+	m := mirror.New(mirror.Config{Store: db, Bus: changes, Logger: logger,
+		Accounts: mirror.NewAccounts(db.FindStripeSettings, stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger}))})
+	n, err := m.Resync(ctx, p.ID, env, nil)
 	if err != nil {
 		return cliError(err)
 	}

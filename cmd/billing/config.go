@@ -29,6 +29,7 @@ type config struct {
 	AdminToken         string
 	StripeAPIBase      string
 	RedisURL           string
+	RedisPrefix        string
 	CreatesPerHour     int
 	QueriesPerHour     int
 	AutoMigrate        bool
@@ -47,6 +48,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AdminToken:         getenv("BILLING_ADMIN_TOKEN"),
 		StripeAPIBase:      getenv("BILLING_STRIPE_API_BASE"),
 		RedisURL:           getenv("BILLING_REDIS_URL"),
+		RedisPrefix:        getenv("BILLING_REDIS_PREFIX"),
 		MetricsToken:       getenv("BILLING_METRICS_TOKEN"),
 		CreatesPerHour:     1000,
 		QueriesPerHour:     5000,

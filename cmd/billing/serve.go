@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/stackfordevs/billing/internal/bus"
 	"github.com/stackfordevs/billing/internal/buyertoken"
@@ -51,20 +54,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	m.ObserveUsageLag(recorder.Lag)
 
 	var limiter ratelimit.Limiter = ratelimit.NewLocal(nil)
-	var invalidations server.Bus
-	if c.RedisURL != "" {
-		rdb, err := ratelimit.NewRedisClient(c.RedisURL)
-		if err != nil {
-			return fmt.Errorf("BILLING_REDIS_URL: %w", err)
-		}
+	rdb, err := redisClient(c)
+	if err != nil {
+		return err
+	}
+	if rdb != nil {
 		defer rdb.Close()
 		rl := ratelimit.NewRedis(rdb, logger)
 		rl.OnError = m.RateLimiterFails.Inc
 		limiter = rl
-		b := bus.NewRedis(rdb, logger)
-		defer b.Close()
-		invalidations = b
 	}
+	changes, closeBus := newBus(rdb, c.RedisPrefix, logger)
+	defer closeBus()
 	ring, err := c.keyring()
 	if err != nil {
 		return err
@@ -92,7 +93,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		CreatesPerHour: c.CreatesPerHour,
 		QueriesPerHour: c.QueriesPerHour,
 		SessionKey:     ring.DeriveKey("setup-session"),
-		Bus:            invalidations,
+		Bus:            changes,
 	})
 	if err != nil {
 		return err
@@ -136,6 +137,29 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	return nil
+}
+
+// redisClient returns the client of BILLING_REDIS_URL, or nil without one.
+func redisClient(c config) (*redis.Client, error) {
+	if c.RedisURL == "" {
+		return nil, nil
+	}
+	rdb, err := ratelimit.NewRedisClient(c.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("BILLING_REDIS_URL: %w", err)
+	}
+	return rdb, nil
+}
+
+// newBus returns the bus that announces changes to this process's caches
+// and, with Redis, to every instance's, on the channel of prefix
+// (BILLING_REDIS_PREFIX).
+func newBus(rdb *redis.Client, prefix string, logger *slog.Logger) (*bus.Bus, func()) {
+	if rdb == nil {
+		return bus.New(nil), func() {}
+	}
+	remote := bus.NewRedis(rdb, bus.RedisOptions{Prefix: prefix, Logger: logger})
+	return bus.New(remote), func() { remote.Close() }
 }
 
 func displayAddr(a net.Addr) string {

@@ -16,7 +16,6 @@ import (
 	"testing"
 
 	billing "github.com/stackfordevs/billing"
-	"github.com/stackfordevs/billing/internal/resync"
 	"github.com/stackfordevs/billing/internal/secret"
 	"github.com/stackfordevs/billing/store/storetest"
 )
@@ -91,11 +90,11 @@ func TestSyncCommand(t *testing.T) {
 		if err := run(ctx, []string{"sync", "--project", p.ID, "--environment", "test"}, getenv, &out, &errOut); err != nil {
 			t.Fatalf("sync: %v\n%s", err, errOut.String())
 		}
-		var n resync.Counts
+		var n billing.SyncCounts
 		if err := json.Unmarshal(out.Bytes(), &n); err != nil {
 			t.Fatalf("output %q: %v", out.String(), err)
 		}
-		if want := (resync.Counts{Customers: 255, Products: 1, Prices: 1, Subscriptions: 255}); n != want {
+		if want := (billing.SyncCounts{Customers: 255, Products: 1, Prices: 1, Subscriptions: 255}); n != want {
 			t.Errorf("counts: got %+v, want %+v", n, want)
 		}
 		if got, want := stripe.pages["/v1/subscriptions"], []string{"", "sub_cli099", "sub_cli199"}; !slices.Equal(got, want) {
