@@ -3,11 +3,9 @@ package store
 import (
 	"cmp"
 	"context"
-	"errors"
 	"reflect"
 	"slices"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/stackfordevs/billing"
@@ -161,15 +159,15 @@ func (db *DB) Apply(ctx context.Context, w Write) (Applied, error) {
 	err := db.transact(ctx, func(tx *gorm.DB) error {
 		res = Applied{}
 		if ev != nil {
-			ins := tx.Exec(`INSERT INTO webhook_events (project_id, environment, id, type, api_version, created,
+			inserted, err := db.txExec(tx, `INSERT INTO webhook_events (project_id, environment, id, type, api_version, created,
 					payload, status, error, received_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (project_id, environment, id) DO NOTHING`,
 				ev.ProjectID, string(ev.Environment), ev.ID, ev.Type, ev.APIVersion, micros(ev.Created),
 				payload, ev.Status, ev.Error, receivedAt)
-			if ins.Error != nil {
-				return ins.Error
-			} else if ins.RowsAffected == 0 {
+			if err != nil {
+				return err
+			} else if inserted == 0 {
 				res.Duplicate = true
 				return nil
 			}
@@ -182,11 +180,8 @@ func (db *DB) Apply(ctx context.Context, w Write) (Applied, error) {
 		}
 		return nil
 	})
+	db.prepareWanted(ctx)
 	if err != nil {
-		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23503" {
-			// Rows read back by RETURNING bypass GORM's error translation.
-			err = gorm.ErrForeignKeyViolated
-		}
 		return Applied{}, translate(err, "Mirror object")
 	}
 	return res, nil
@@ -306,21 +301,21 @@ type mirrorTable[R any] struct {
 // and records in res whether the object was written and what changed, or
 // why it was not: stale, or, for an event, a tie.
 func writeRow[R any](db *DB, tx *gorm.DB, res *Applied, mode writeMode, k objectKey, table mirrorTable[R], up upsert) error {
-	before, err := readRow[R](db, tx, table, k)
+	before, err := readRow(db, tx, table, k)
 	if err != nil {
 		return err
 	}
-	after, err := runUpsert[R](tx, table, up, mode, before == nil)
+	after, err := runUpsert(db, tx, table, up, mode, before == nil, k)
 	if err != nil {
 		return err
 	}
 	if after == nil && before == nil {
 		// Another transaction inserted the row since it was read: read it
 		// again, locked now, and write over it as over any stored row.
-		if before, err = readRow[R](db, tx, table, k); err != nil {
+		if before, err = readRow(db, tx, table, k); err != nil {
 			return err
 		}
-		if after, err = runUpsert[R](tx, table, up, mode, before == nil); err != nil {
+		if after, err = runUpsert(db, tx, table, up, mode, before == nil, k); err != nil {
 			return err
 		}
 	}
@@ -341,10 +336,9 @@ func writeRow[R any](db *DB, tx *gorm.DB, res *Applied, mode writeMode, k object
 
 // readRow returns the stored row of k, or nil.
 func readRow[R any](db *DB, tx *gorm.DB, table mirrorTable[R], k objectKey) (*R, error) {
-	var rows []R
-	err := tx.Raw(`SELECT `+table.columns+` FROM `+table.name+`
+	rows, err := txQuery[R](db, tx, `SELECT `+table.columns+` FROM `+table.name+`
 		WHERE project_id = ? AND environment = ? AND id = ?`+db.forUpdate(),
-		k.projectID, string(k.env), k.id).Scan(&rows).Error
+		k.projectID, string(k.env), k.id)
 	if err != nil || len(rows) == 0 {
 		return nil, err
 	}
@@ -352,22 +346,28 @@ func readRow[R any](db *DB, tx *gorm.DB, table mirrorTable[R], k objectKey) (*R,
 }
 
 // runUpsert runs up and returns the row it wrote, or nil when it wrote none.
-// A fresh write (no stored row was read) only inserts.
-func runUpsert[R any](tx *gorm.DB, table mirrorTable[R], up upsert, mode writeMode, fresh bool) (*R, error) {
+// A fresh write (no stored row was read) only inserts. PostgreSQL returns
+// the row with RETURNING; SQLite reads it back with a second statement,
+// which costs it less than RETURNING does.
+func runUpsert[R any](db *DB, tx *gorm.DB, table mirrorTable[R], up upsert, mode writeMode, fresh bool, k objectKey) (*R, error) {
 	q := up.insert + ` ON CONFLICT (project_id, environment, id) DO `
 	if fresh {
 		q += `NOTHING`
 	} else {
 		q += `UPDATE SET ` + up.set + mode.condition("t")
 	}
-	var rows []R
-	if err := tx.Raw(q+` RETURNING `+table.columns, up.args...).Scan(&rows).Error; err != nil {
+	if db.postgres {
+		rows, err := txQuery[R](db, tx, q+` RETURNING `+table.columns, up.args...)
+		if err != nil || len(rows) == 0 {
+			return nil, err
+		}
+		return &rows[0], nil
+	}
+	n, err := db.txExec(tx, q, up.args...)
+	if err != nil || n == 0 {
 		return nil, err
 	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	return &rows[0], nil
+	return readRow(db, tx, table, k)
 }
 
 // forUpdate returns the locking clause of a read made before a write: rows
