@@ -186,7 +186,7 @@ const webhookSecret = "whsec_mirrortest"
 
 // newHarness returns a mirror (an instance) on db with a new project; opts
 // change its configuration.
-func newHarness(t *testing.T, db *store.DB, opts ...func(*mirror.Config)) *harness {
+func newHarness(t testing.TB, db *store.DB, opts ...func(*mirror.Config)) *harness {
 	t.Helper()
 	h := &harness{db: db, stripe: newFakeStripe(), p: storetest.MustCreateProject(t, db), secret: webhookSecret,
 		clock: testclock.New(time.Now()), bus: bus.New(nil), keys: &keyRecorder{}}
@@ -196,7 +196,7 @@ func newHarness(t *testing.T, db *store.DB, opts ...func(*mirror.Config)) *harne
 
 // instance returns another instance of the mirror of h's project on the
 // same database, without a bus between them (no Redis).
-func (h *harness) instance(t *testing.T, opts ...func(*mirror.Config)) *harness {
+func (h *harness) instance(t testing.TB, opts ...func(*mirror.Config)) *harness {
 	t.Helper()
 	out := *h
 	if h.m != nil {

@@ -92,6 +92,37 @@ type rawEvent struct {
 	} `json:"data"`
 }
 
+// EventTypes returns the Stripe event types the service mirrors: the ones to
+// enable on a project's webhook endpoint. ParseEvent maps each of them to a
+// change of the mirror (or to objects to read); other types are stored and
+// acknowledged only.
+func EventTypes() []string {
+	return []string{
+		"checkout.session.completed",
+		"checkout.session.async_payment_succeeded",
+		"checkout.session.async_payment_failed",
+		"checkout.session.expired",
+		"customer.created",
+		"customer.updated",
+		"customer.deleted",
+		"customer.subscription.created",
+		"customer.subscription.updated",
+		"customer.subscription.deleted",
+		"customer.subscription.paused",
+		"customer.subscription.resumed",
+		"customer.subscription.trial_will_end",
+		"invoice.paid",
+		"invoice.payment_succeeded",
+		"invoice.payment_failed",
+		"product.created",
+		"product.updated",
+		"product.deleted",
+		"price.created",
+		"price.updated",
+		"price.deleted",
+	}
+}
+
 // ParseEvent reads a Stripe event of any API version into the event to store
 // and the change it makes to the mirror of a project's environment. It does
 // not check the signature: call VerifyWebhook first.

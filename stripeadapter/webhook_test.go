@@ -430,3 +430,29 @@ func TestEvent_Patch(t *testing.T) {
 		t.Errorf("EventNames: got %v", names)
 	}
 }
+
+// TestEventTypes checks that every event type the service asks Stripe for
+// changes the mirror (or names objects to read).
+func TestEventTypes(t *testing.T) {
+	fixtures := map[string]string{"checkout.session.": "checkout.session.completed.subscription", "customer.": "customer.created",
+		"invoice.": "invoice.paid", "product.": "product.updated", "price.": "price.created"}
+	for _, typ := range stripeadapter.EventTypes() {
+		var payload []byte
+		if strings.HasPrefix(typ, "customer.subscription.") {
+			payload = stripetest.SubscriptionEvent(stripetest.SubscriptionEventOptions{Type: typ})
+		} else {
+			for prefix, fixture := range fixtures {
+				if strings.HasPrefix(typ, prefix) {
+					payload = stripetest.Event(t, fixture, map[string]any{"type": typ})
+				}
+			}
+		}
+		if payload == nil {
+			t.Fatalf("%s: no fixture for this type", typ)
+		}
+		p, err := stripeadapter.ParseEvent(payload, "prj_types", billing.EnvTest)
+		if err != nil || p.Change.Empty() && len(p.RefreshSubscriptions) == 0 {
+			t.Errorf("%s: got %+v, %v; want a change of the mirror", typ, p.Change, err)
+		}
+	}
+}
