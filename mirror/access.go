@@ -23,7 +23,7 @@ import (
 // Config.AnswerTTL regardless. An active or trialing subscription whose
 // period ended more than Config.StaleAfter ago without a renewal is re-read
 // from Stripe (at most once per Config.RecheckEvery, within
-// Config.RecheckTimeout) before it is answered again.
+// Config.QuickReadTimeout) before it is answered again.
 //
 // The subscription returned is shared: callers must not modify it.
 func (m *Mirror) CurrentSubscription(ctx context.Context, projectID string, env billing.Environment, who billing.Who) (*billing.Subscription, error) {
@@ -98,7 +98,7 @@ func (m *Mirror) recheck(ctx context.Context, sc scope, who billing.Who, sub *bi
 	if !m.rechecks.Add(objectKey{sc, sub.ID}, struct{}{}) {
 		return sub, nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, m.cfg.RecheckTimeout)
+	rctx, cancel := context.WithTimeout(ctx, m.cfg.QuickReadTimeout)
 	defer cancel()
 	if err := m.Refresh(rctx, sc.projectID, sc.env, Refs{Subscriptions: []string{sub.ID}}); err != nil {
 		m.logger.WarnContext(ctx, "subscription with a lapsed period not re-read", "project_id", sc.projectID,

@@ -29,12 +29,27 @@
 // whole project's environment built after a burst of misses), re-reading
 // from Stripe a subscription still active an hour after its period ended.
 //
-// Adding a kind of mirrored object (payments, entitlements): a field in
-// billing.MirrorChange, its table and a mirrorTable in store (which makes
-// Apply report its changes as billing.ObjectChange of a new
-// billing.ObjectKind), its mapping in stripeadapter.ParseEvent and, when it
-// can be listed, a step of Resync; reads that answer from memory subscribe
-// to the bus like the answers cache here (see answers.invalidate).
+// Adding a kind of mirrored object (payments, entitlements):
+//
+//   - a slice in billing.MirrorChange and a billing.ObjectKind;
+//   - in store: its table (a migration), a mirrorTable (its columns and
+//     what counts as a change; statusChange and deletableChange cover the
+//     usual cases), an upsert, and a loop in applyChange, in the fixed
+//     order; Apply then reports its changes to InTx and to the caller;
+//   - its mapping from events in stripeadapter.ParseEvent (and the event
+//     types in stripeadapter.EventTypes), a Get method on Stripe if it is
+//     ever re-read, and, when it can be listed, a step of Resync with a
+//     count in billing.SyncCounts;
+//   - reads that answer from memory keep their cache in this package (or
+//     anywhere else) and drop it on bus.MirrorKey, like the answers cache
+//     here (see New); its expiry must not exceed Config.AnswerTTL.
+//
+// Writing rows in a change's transaction (an outbox): a TxHook in
+// Config.InTx receives the store.Tx and the billing.ObjectChange list (kind,
+// id, created/updated/deleted, status before and after, customer); it reads
+// the objects as the transaction sees them (store.Tx.FindSubscription,
+// FindCustomer) and writes through methods added to store.Tx next to their
+// table. Tx.Event is the webhook event when the change came from one.
 package mirror
 
 import (
@@ -124,9 +139,11 @@ type Config struct {
 	// RecheckEvery is how often at most one subscription is re-read for
 	// that reason (default 5m).
 	RecheckEvery time.Duration
-	// RecheckTimeout bounds that re-read, made on the request's path
-	// (default 2s); when it fails, the answer is the stored one.
-	RecheckTimeout time.Duration
+	// QuickReadTimeout bounds the Stripe reads made on the way to an
+	// answer rather than for durability (default 2s): that re-read, made on
+	// the request's path (when it fails, the answer is the stored one), and
+	// the product read that names a plan.
+	QuickReadTimeout time.Duration
 	// ReadTimeout bounds the Stripe reads of a webhook delivery or a
 	// refresh (default 10s), well within Stripe's delivery timeout.
 	ReadTimeout time.Duration
@@ -195,7 +212,7 @@ func New(cfg Config) *Mirror {
 	setDefault(&cfg.AnswerTTL, 30*time.Second)
 	setDefault(&cfg.StaleAfter, time.Hour)
 	setDefault(&cfg.RecheckEvery, 5*time.Minute)
-	setDefault(&cfg.RecheckTimeout, 2*time.Second)
+	setDefault(&cfg.QuickReadTimeout, 2*time.Second)
 	setDefault(&cfg.ReadTimeout, 10*time.Second)
 	setDefault(&cfg.WebhookTolerance, 5*time.Minute)
 	m := &Mirror{
@@ -287,6 +304,8 @@ func (m *Mirror) nameProducts(ctx context.Context, w store.Write, changes []bill
 	if len(missing) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.QuickReadTimeout)
+	defer cancel()
 	err := m.Refresh(ctx, w.ProjectID, w.Environment, Refs{Products: missing})
 	for _, id := range missing {
 		k := objectKey{scope{w.ProjectID, w.Environment}, id}
