@@ -9,6 +9,7 @@ import (
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/store"
 	"github.com/stackfordevs/billing/store/storetest"
+	"github.com/stackfordevs/billing/stripeadapter/stripetest"
 )
 
 // BenchmarkCurrentSubscription measures the access answer once the
@@ -63,4 +64,22 @@ func BenchmarkCurrentSubscription(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkIngest measures a webhook event through Ingest on SQLite:
+// signature, parsing, the ledger and the mirror's write with its change
+// report. It asserts no timing.
+func BenchmarkIngest(b *testing.B) {
+	h := newHarness(b, storetest.MustOpenDB(b, storetest.FakeSealer{}))
+	h.stripe.products["prod_test_default"] = billing.Product{ID: "prod_test_default", Name: "Default", Active: true}
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		payload := stripetest.SubscriptionEvent(stripetest.SubscriptionEventOptions{EventID: fmt.Sprintf("evt_bench%d", i),
+			SubscriptionID: fmt.Sprintf("sub_bench%d", i), CustomerID: "cus_bench", Created: at})
+		if _, err := h.deliver(b, payload); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -66,58 +66,49 @@ func (db *DB) CreateCheckoutSession(ctx context.Context, s billing.CheckoutSessi
 	} else if s.ID == "" {
 		return billing.FieldErrorf("id", "A checkout session needs an ID.")
 	}
+	up := db.checkoutSessionUpsert(s)
+	up.content = [][2]string{
+		{"user_id", "COALESCE(NULLIF(t.user_id, ''), excluded.user_id)"},
+		{"mode", "COALESCE(NULLIF(t.mode, ''), excluded.mode)"},
+		{"status", "COALESCE(NULLIF(t.status, ''), excluded.status)"},
+		{"payment_status", "COALESCE(NULLIF(t.payment_status, ''), excluded.payment_status)"},
+		{"customer_id", "COALESCE(NULLIF(t.customer_id, ''), excluded.customer_id)"},
+		{"customer_email", "COALESCE(NULLIF(t.customer_email, ''), excluded.customer_email)"},
+		{"subscription_id", "COALESCE(NULLIF(t.subscription_id, ''), excluded.subscription_id)"},
+		{"payment_intent_id", "COALESCE(NULLIF(t.payment_intent_id, ''), excluded.payment_intent_id)"},
+		{"amount_total", "CASE WHEN t.amount_total = 0 THEN excluded.amount_total ELSE t.amount_total END"},
+		{"currency", "COALESCE(NULLIF(t.currency, ''), excluded.currency)"},
+		{"url", "COALESCE(NULLIF(t.url, ''), excluded.url)"},
+		{"created", "CASE WHEN t.created = 0 THEN excluded.created ELSE t.created END"}}
 	return db.transact(ctx, func(tx *gorm.DB) error {
-		up := db.checkoutSessionUpsert(s, `user_id = COALESCE(NULLIF(t.user_id, ''), excluded.user_id),
-			mode = COALESCE(NULLIF(t.mode, ''), excluded.mode),
-			status = COALESCE(NULLIF(t.status, ''), excluded.status),
-			payment_status = COALESCE(NULLIF(t.payment_status, ''), excluded.payment_status),
-			customer_id = COALESCE(NULLIF(t.customer_id, ''), excluded.customer_id),
-			customer_email = COALESCE(NULLIF(t.customer_email, ''), excluded.customer_email),
-			subscription_id = COALESCE(NULLIF(t.subscription_id, ''), excluded.subscription_id),
-			payment_intent_id = COALESCE(NULLIF(t.payment_intent_id, ''), excluded.payment_intent_id),
-			amount_total = CASE WHEN t.amount_total = 0 THEN excluded.amount_total ELSE t.amount_total END,
-			currency = COALESCE(NULLIF(t.currency, ''), excluded.currency),
-			url = COALESCE(NULLIF(t.url, ''), excluded.url),
-			created = CASE WHEN t.created = 0 THEN excluded.created ELSE t.created END`)
-		err := tx.Exec(up.insert+` ON CONFLICT (project_id, environment, id) DO UPDATE SET `+up.set, up.args...).Error
+		err := tx.Exec(up.statement(writeAlways, `t.previous_status`), up.args...).Error
 		return translate(err, "Checkout session")
 	})
 }
 
-// sessionMirrorSet is the update of a stored session by a newer Stripe
-// object: the status fields are replaced, the others filled when known.
-const sessionMirrorSet = `status = excluded.status, payment_status = excluded.payment_status,
-	user_id = COALESCE(NULLIF(excluded.user_id, ''), t.user_id),
-	mode = COALESCE(NULLIF(excluded.mode, ''), t.mode),
-	customer_id = COALESCE(NULLIF(excluded.customer_id, ''), t.customer_id),
-	customer_email = COALESCE(NULLIF(excluded.customer_email, ''), t.customer_email),
-	subscription_id = COALESCE(NULLIF(excluded.subscription_id, ''), t.subscription_id),
-	payment_intent_id = COALESCE(NULLIF(excluded.payment_intent_id, ''), t.payment_intent_id),
-	amount_total = CASE WHEN excluded.amount_total <> 0 THEN excluded.amount_total ELSE t.amount_total END,
-	currency = COALESCE(NULLIF(excluded.currency, ''), t.currency),
-	url = COALESCE(NULLIF(excluded.url, ''), t.url),
-	created = CASE WHEN t.created = 0 THEN excluded.created ELSE t.created END,
-	event_at = excluded.event_at, updated_at = excluded.updated_at`
+var checkoutSessionTable = statusTable(billing.KindCheckoutSession, "checkout_sessions")
 
-var checkoutSessionTable = mirrorTable[checkoutSessionRow]{
-	name:    "checkout_sessions",
-	columns: checkoutSessionColumns,
-	change: func(id string, before, after *checkoutSessionRow) (billing.ObjectChange, bool) {
-		return statusChange(billing.KindCheckoutSession, id, before, after,
-			func(r *checkoutSessionRow) (string, string) { return r.Status, r.CustomerID },
-			func(r *checkoutSessionRow) { r.EventAt, r.UpdatedAt, r.CreatedAt = 0, 0, 0 })
-	},
-	eventAt: func(r *checkoutSessionRow) int64 { return r.EventAt },
-}
-
-// checkoutSessionUpsert writes s, updating a stored row with set (in which
-// the stored row is "t").
-func (db *DB) checkoutSessionUpsert(s billing.CheckoutSession, set string) upsert {
+// checkoutSessionUpsert writes s as read from Stripe (or sent in an event):
+// the status fields are replaced, the others filled when known.
+func (db *DB) checkoutSessionUpsert(s billing.CheckoutSession) upsert {
 	now := db.nowMicros()
 	return upsert{
-		insert: `INSERT INTO checkout_sessions AS t (` + checkoutSessionColumns + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		set: set,
+		insert: `INSERT INTO checkout_sessions AS t (` + checkoutSessionColumns + `, last_change, previous_status)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'created', '')`,
+		content: [][2]string{
+			{"status", "excluded.status"}, {"payment_status", "excluded.payment_status"},
+			{"user_id", "COALESCE(NULLIF(excluded.user_id, ''), t.user_id)"},
+			{"mode", "COALESCE(NULLIF(excluded.mode, ''), t.mode)"},
+			{"customer_id", "COALESCE(NULLIF(excluded.customer_id, ''), t.customer_id)"},
+			{"customer_email", "COALESCE(NULLIF(excluded.customer_email, ''), t.customer_email)"},
+			{"subscription_id", "COALESCE(NULLIF(excluded.subscription_id, ''), t.subscription_id)"},
+			{"payment_intent_id", "COALESCE(NULLIF(excluded.payment_intent_id, ''), t.payment_intent_id)"},
+			{"amount_total", "CASE WHEN excluded.amount_total <> 0 THEN excluded.amount_total ELSE t.amount_total END"},
+			{"currency", "COALESCE(NULLIF(excluded.currency, ''), t.currency)"},
+			{"url", "COALESCE(NULLIF(excluded.url, ''), t.url)"},
+			{"created", "CASE WHEN t.created = 0 THEN excluded.created ELSE t.created END"}},
+		other:  `event_at = excluded.event_at, updated_at = excluded.updated_at`,
+		change: updatedIf,
 		args: []any{s.ProjectID, string(s.Environment), s.ID, s.UserID, s.Mode, s.Status, s.PaymentStatus,
 			s.CustomerID, s.CustomerEmail, s.SubscriptionID, s.PaymentIntentID, s.AmountTotal, s.Currency, s.URL,
 			micros(s.Created), eventMicros(s.EventAt), now, now},
@@ -157,7 +148,7 @@ func (db *DB) claimSessionCustomer(tx *gorm.DB, s billing.CheckoutSession, res *
 	if customerID == "" || userID == "" {
 		return nil
 	}
-	return writeRow(db, tx, res, writeMerge, objectKey{projectID: s.ProjectID, env: s.Environment, id: customerID},
+	return db.writeRow(tx, res, writeMerge, objectKey{projectID: s.ProjectID, env: s.Environment, id: customerID},
 		customerTable, db.claimUpsert(s.ProjectID, s.Environment, customerID, userID))
 }
 

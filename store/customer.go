@@ -25,8 +25,6 @@ type customerRow struct {
 	EventAt     int64
 	CreatedAt   int64
 	UpdatedAt   int64
-	// Stub is read by the write path only (see claimUpsert).
-	Stub bool
 }
 
 const customerColumns = `project_id, environment, id, email, name, description, phone, metadata,
@@ -198,28 +196,21 @@ func (m writeMode) condition(table string) string {
 	return ``
 }
 
-var customerTable = mirrorTable[customerRow]{
-	name:    "customers",
-	columns: customerColumns + `, stub`,
-	change: func(id string, before, after *customerRow) (billing.ObjectChange, bool) {
-		if before != nil && before.Stub {
-			before = nil // a stub only carries an owner for a customer not mirrored yet
-		}
-		if after.Stub {
-			return billing.ObjectChange{}, false
-		}
-		return deletableChange(billing.KindCustomer, id, id, before, after,
-			func(r *customerRow) bool { return r.Deleted },
-			func(r *customerRow) { r.EventAt, r.UpdatedAt, r.CreatedAt = 0, 0, 0 })
-	},
-	eventAt: func(r *customerRow) int64 { return r.EventAt },
-}
+var customerTable = mirrorTable{kind: billing.KindCustomer, name: "customers", previous: `''`,
+	report: `last_change, previous_status, '' AS status, id AS customer_id`}
 
 // customerInsert is the INSERT of every customer statement; its VALUES
 // are the table's columns in order.
 const customerInsert = `INSERT INTO customers AS t (project_id, environment, id, email, email_lower, name,
-		description, phone, metadata, user_id, deleted, stub, created, event_at, created_at, updated_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		description, phone, metadata, user_id, deleted, stub, created, event_at, created_at, updated_at,
+		last_change, previous_status)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')`
+
+// createdUnlessStub is the change of an update that makes a customer
+// visible: created when the stored row was a stub (see claimUpsert).
+func createdUnlessStub(differs string) string {
+	return `CASE WHEN t.stub THEN ` + lastCreated + ` WHEN ` + differs + ` THEN ` + lastUpdated + ` ELSE ` + lastUnchanged + ` END`
+}
 
 // customerUpsert writes c under mode. A deleted customer only marks the
 // stored row deleted (or inserts a deleted row, so that older events cannot
@@ -235,22 +226,28 @@ func (db *DB) customerUpsert(c billing.Customer, mode writeMode) upsert {
 		// Unknown: a new row is created now, a stored one keeps its time.
 		created, setCreated = now, `t.created`
 	}
-	set := `event_at = excluded.event_at, updated_at = excluded.updated_at, `
+	other := `event_at = excluded.event_at, updated_at = excluded.updated_at`
 	if mode == writeAlways {
-		set = `event_at = CASE WHEN excluded.event_at > t.event_at THEN excluded.event_at ELSE t.event_at END,
-			updated_at = excluded.updated_at, `
+		other = `event_at = CASE WHEN excluded.event_at > t.event_at THEN excluded.event_at ELSE t.event_at END,
+			updated_at = excluded.updated_at`
 	}
-	if c.Deleted {
-		set += `deleted = TRUE`
-	} else {
-		set += `email = excluded.email, email_lower = excluded.email_lower, name = excluded.name,
-			description = excluded.description, phone = excluded.phone, metadata = excluded.metadata,
-			user_id = COALESCE(NULLIF(excluded.user_id, ''), t.user_id),
-			deleted = FALSE, stub = FALSE, created = CASE WHEN t.stub THEN excluded.created ELSE ` + setCreated + ` END`
-	}
-	return upsert{insert: customerInsert, set: set, args: []any{
+	up := upsert{insert: customerInsert, other: other, args: []any{
 		c.ProjectID, string(c.Environment), c.ID, c.Email, billing.NormalizeEmail(c.Email), c.Name,
-		c.Description, c.Phone, metadata, c.UserID, c.Deleted, false, created, eventMicros(c.EventAt), now, now}}
+		c.Description, c.Phone, metadata, c.UserID, c.Deleted, false, created, eventMicros(c.EventAt), now, now,
+		firstKnown(c.Deleted)}}
+	if c.Deleted {
+		up.content = [][2]string{{"deleted", "TRUE"}}
+		up.change = func(string) string {
+			return `CASE WHEN t.stub OR t.deleted THEN ` + lastUnchanged + ` ELSE ` + lastDeleted + ` END`
+		}
+		return up
+	}
+	up.content = [][2]string{{"email", "excluded.email"}, {"email_lower", "excluded.email_lower"}, {"name", "excluded.name"},
+		{"description", "excluded.description"}, {"phone", "excluded.phone"}, {"metadata", "excluded.metadata"},
+		{"user_id", "COALESCE(NULLIF(excluded.user_id, ''), t.user_id)"}, {"deleted", "FALSE"}, {"stub", "FALSE"},
+		{"created", "CASE WHEN t.stub THEN excluded.created ELSE " + setCreated + " END"}}
+	up.change = createdUnlessStub
+	return up
 }
 
 // claimUpsert gives a customer to a buyer when it has none yet. When the
@@ -260,8 +257,11 @@ func (db *DB) customerUpsert(c billing.Customer, mode writeMode) upsert {
 func (db *DB) claimUpsert(projectID string, env billing.Environment, customerID, userID string) upsert {
 	now := db.nowMicros()
 	return upsert{insert: customerInsert,
-		set:  `user_id = excluded.user_id, updated_at = excluded.updated_at WHERE t.user_id = ''`,
-		args: []any{projectID, string(env), customerID, "", "", "", "", "", "{}", userID, false, true, 0, 0, now, now}}
+		content: [][2]string{{"user_id", "excluded.user_id"}},
+		other:   `updated_at = excluded.updated_at`,
+		change:  updatedIf,
+		where:   ` WHERE t.user_id = ''`,
+		args:    []any{projectID, string(env), customerID, "", "", "", "", "", "{}", userID, false, true, 0, 0, now, now, ""}}
 }
 
 // sessionCustomerUpsert records what a checkout session says of its
@@ -272,10 +272,13 @@ func (db *DB) claimUpsert(projectID string, env billing.Environment, customerID,
 func (db *DB) sessionCustomerUpsert(c billing.Customer) upsert {
 	now := db.nowMicros()
 	return upsert{insert: customerInsert,
-		set: `email = CASE WHEN t.email_lower = '' THEN excluded.email ELSE t.email END,
-			email_lower = CASE WHEN t.email_lower = '' THEN excluded.email_lower ELSE t.email_lower END,
-			user_id = COALESCE(NULLIF(t.user_id, ''), excluded.user_id),
-			stub = FALSE, updated_at = excluded.updated_at`,
+		content: [][2]string{
+			{"email", "CASE WHEN t.email_lower = '' THEN excluded.email ELSE t.email END"},
+			{"email_lower", "CASE WHEN t.email_lower = '' THEN excluded.email_lower ELSE t.email_lower END"},
+			{"user_id", "COALESCE(NULLIF(t.user_id, ''), excluded.user_id)"},
+			{"stub", "FALSE"}},
+		other:  `updated_at = excluded.updated_at`,
+		change: createdUnlessStub,
 		args: []any{c.ProjectID, string(c.Environment), c.ID, c.Email, billing.NormalizeEmail(c.Email), "", "", "", "{}",
-			c.UserID, false, false, now, 0, now, now}}
+			c.UserID, false, false, now, 0, now, now, "created"}}
 }

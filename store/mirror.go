@@ -3,8 +3,8 @@ package store
 import (
 	"cmp"
 	"context"
-	"reflect"
 	"slices"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -210,13 +210,13 @@ func (db *DB) applyChange(tx *gorm.DB, projectID string, env billing.Environment
 	}
 	for _, p := range sortedByID(change.Products, func(p billing.Product) string { return p.ID }) {
 		p.ProjectID, p.Environment = projectID, env
-		if err := writeRow(db, tx, res, mode, key(p.ID, eventMicros(p.EventAt)), productTable, db.productUpsert(p)); err != nil {
+		if err := db.writeRow(tx, res, mode, key(p.ID, eventMicros(p.EventAt)), productTable, db.productUpsert(p)); err != nil {
 			return err
 		}
 	}
 	for _, p := range sortedByID(change.Prices, func(p billing.Price) string { return p.ID }) {
 		p.ProjectID, p.Environment = projectID, env
-		if err := writeRow(db, tx, res, mode, key(p.ID, eventMicros(p.EventAt)), priceTable, db.priceUpsert(p)); err != nil {
+		if err := db.writeRow(tx, res, mode, key(p.ID, eventMicros(p.EventAt)), priceTable, db.priceUpsert(p)); err != nil {
 			return err
 		}
 	}
@@ -231,15 +231,15 @@ func (db *DB) applyChange(tx *gorm.DB, projectID string, env billing.Environment
 		if up.err != nil {
 			return up.err
 		}
-		if err := writeRow(db, tx, res, m, key(c.ID, eventMicros(c.EventAt)), customerTable, up); err != nil {
+		if err := db.writeRow(tx, res, m, key(c.ID, eventMicros(c.EventAt)), customerTable, up); err != nil {
 			return err
 		}
 	}
 	if change.CheckoutSession != nil {
 		s := *change.CheckoutSession
 		s.ProjectID, s.Environment = projectID, env
-		up := db.checkoutSessionUpsert(s, sessionMirrorSet)
-		if err := writeRow(db, tx, res, mode, key(s.ID, eventMicros(s.EventAt)), checkoutSessionTable, up); err != nil {
+		up := db.checkoutSessionUpsert(s)
+		if err := db.writeRow(tx, res, mode, key(s.ID, eventMicros(s.EventAt)), checkoutSessionTable, up); err != nil {
 			return err
 		}
 		if err := db.claimSessionCustomer(tx, s, res); err != nil {
@@ -252,7 +252,7 @@ func (db *DB) applyChange(tx *gorm.DB, projectID string, env billing.Environment
 		if up.err != nil {
 			return up.err
 		}
-		if err := writeRow(db, tx, res, mode, key(s.ID, eventMicros(s.EventAt)), subscriptionTable, up); err != nil {
+		if err := db.writeRow(tx, res, mode, key(s.ID, eventMicros(s.EventAt)), subscriptionTable, up); err != nil {
 			return err
 		}
 	}
@@ -272,229 +272,201 @@ type objectKey struct {
 	eventAt   int64
 }
 
-// upsert is the statement that writes one mirror object: insert (an INSERT
-// with its VALUES) and, for a row already stored, set, the ON CONFLICT ...
-// DO UPDATE SET clause in which the stored row is "t" (with the WHERE of the
-// write's ordering rule, added by writeRow unless set has its own).
+// What a write did to a mirror row, as its statement records it in the
+// row's last_change column (with previous_status, the status before it):
+// the write reports it without reading the row before, so that the report
+// is exact however transactions interleave.
+const (
+	lastCreated   = `'created'`
+	lastUpdated   = `'updated'`
+	lastDeleted   = `'deleted'`
+	lastUnchanged = `''`
+)
+
+// upsert is the statement that writes one mirror object.
 type upsert struct {
+	// insert is the INSERT with its VALUES, which set last_change (see
+	// lastCreated) and previous_status like every other column.
 	insert string
-	set    string
 	args   []any
-	err    error
+	// content are the assignments ("column", "expression"; the stored row
+	// is "t") that update a stored row's content: a write that changes
+	// none of them is no change.
+	content [][2]string
+	// other are the remaining assignments (event time, bookkeeping).
+	other string
+	// change is the expression of an update's last_change, given differs,
+	// an expression that is true when the content changes.
+	change func(differs string) string
+	// where is the update's own condition; empty means the write's
+	// ordering rule.
+	where string
+	err   error
 }
 
-// mirrorTable describes a mirror table for writeRow: its name, the columns
-// its rows are read with, and what a change from one stored row to the next
-// is.
-type mirrorTable[R any] struct {
-	name    string
-	columns string
-	// change reports what turned before (nil when there was no row) into
-	// after, and false when nothing that matters changed.
-	change func(id string, before, after *R) (billing.ObjectChange, bool)
-	// eventAt returns the stored event time of a row.
-	eventAt func(*R) int64
+// statement returns the INSERT ... ON CONFLICT DO UPDATE of up, whose
+// previous_status is previous (an expression of "t").
+func (up upsert) statement(mode writeMode, previous string) string {
+	var set, differs []string
+	for _, a := range up.content {
+		set = append(set, a[0]+` = `+a[1])
+		differs = append(differs, `(`+a[1]+`) IS DISTINCT FROM t.`+a[0])
+	}
+	if up.other != "" {
+		set = append(set, up.other)
+	}
+	set = append(set, `last_change = `+up.change(strings.Join(differs, ` OR `)), `previous_status = `+previous)
+	where := up.where
+	if where == "" {
+		where = mode.condition("t")
+	}
+	return up.insert + ` ON CONFLICT (project_id, environment, id) DO UPDATE SET ` + strings.Join(set, `, `) + where
 }
 
-// writeRow writes one object into table: it reads the stored row (locking
-// it on PostgreSQL, so that it cannot change before commit), runs the upsert
-// and records in res whether the object was written and what changed, or
-// why it was not: stale, or, for an event, a tie.
-func writeRow[R any](db *DB, tx *gorm.DB, res *Applied, mode writeMode, k objectKey, table mirrorTable[R], up upsert) error {
-	before, err := readRow(db, tx, table, k)
+// updatedIf is the usual change of an update: updated when the content
+// differs.
+func updatedIf(differs string) string {
+	return `CASE WHEN ` + differs + ` THEN ` + lastUpdated + ` ELSE ` + lastUnchanged + ` END`
+}
+
+// mirrorTable describes a mirror table for writeRow.
+type mirrorTable struct {
+	kind billing.ObjectKind
+	name string
+	// previous is the expression of previous_status in an update ("t" is
+	// the stored row).
+	previous string
+	// report is what a written row tells of itself: last_change,
+	// previous_status, status and customer_id, in that order.
+	report string
+}
+
+// changeRow is a written row's report (see mirrorTable.report).
+type changeRow struct {
+	LastChange     string
+	PreviousStatus string
+	Status         string
+	CustomerID     string
+}
+
+// writeRow writes one object into table and records in res whether it was
+// written and what changed, or why it was not: stale, or, for an event, a
+// tie.
+func (db *DB) writeRow(tx *gorm.DB, res *Applied, mode writeMode, k objectKey, table mirrorTable, up upsert) error {
+	where := ` WHERE project_id = ? AND environment = ? AND id = ?`
+	q := up.statement(mode, table.previous)
+	var written []changeRow
+	var err error
+	if db.postgres {
+		// RETURNING saves PostgreSQL a round trip; it costs SQLite more
+		// than a read of the row its one writer holds.
+		written, err = txQuery[changeRow](db, tx, q+` RETURNING `+table.report, up.args...)
+	} else {
+		var n int64
+		if n, err = db.txExec(tx, q, up.args...); err == nil && n > 0 {
+			written, err = txQuery[changeRow](db, tx, `SELECT `+table.report+` FROM `+table.name+where,
+				k.projectID, string(k.env), k.id)
+		}
+	}
 	if err != nil {
 		return err
 	}
-	after, err := runUpsert(db, tx, table, up, mode, before == nil, k)
-	if err != nil {
-		return err
-	}
-	if after == nil && before == nil {
-		// Another transaction inserted the row since it was read: read it
-		// again, locked now, and write over it as over any stored row.
-		if before, err = readRow(db, tx, table, k); err != nil {
-			return err
-		}
-		if after, err = runUpsert(db, tx, table, up, mode, before == nil, k); err != nil {
-			return err
-		}
-	}
-	switch {
-	case after != nil:
+	if len(written) > 0 {
 		res.Written++
-		if ch, ok := table.change(k.id, before, after); ok {
-			res.Changes = append(res.Changes, ch)
+		if w := written[0]; w.LastChange != "" {
+			res.Changes = append(res.Changes, billing.ObjectChange{Kind: table.kind, ID: k.id, Op: billing.ChangeOp(w.LastChange),
+				Status: w.Status, PreviousStatus: w.PreviousStatus, CustomerID: w.CustomerID})
 		}
-	case mode == writeMerge:
-	case mode == writeNewer && before != nil && table.eventAt(before) == k.eventAt:
+		return nil
+	}
+	if mode == writeMerge {
+		return nil
+	}
+	if mode != writeNewer {
+		res.Stale++
+		return nil
+	}
+	// The upsert locked the row, so it cannot change before commit.
+	stored, err := txQuery[struct{ EventAt int64 }](db, tx, `SELECT event_at FROM `+table.name+where,
+		k.projectID, string(k.env), k.id)
+	if err != nil {
+		return err
+	}
+	if len(stored) > 0 && stored[0].EventAt == k.eventAt {
 		res.Ties = append(res.Ties, k.id)
-	default:
+	} else {
 		res.Stale++
 	}
 	return nil
 }
 
-// readRow returns the stored row of k, or nil.
-func readRow[R any](db *DB, tx *gorm.DB, table mirrorTable[R], k objectKey) (*R, error) {
-	rows, err := txQuery[R](db, tx, `SELECT `+table.columns+` FROM `+table.name+`
-		WHERE project_id = ? AND environment = ? AND id = ?`+db.forUpdate(),
-		k.projectID, string(k.env), k.id)
-	if err != nil || len(rows) == 0 {
-		return nil, err
-	}
-	return &rows[0], nil
+// statusTable describes a mirror table of objects with a status.
+func statusTable(kind billing.ObjectKind, name string) mirrorTable {
+	return mirrorTable{kind: kind, name: name, previous: `t.status`,
+		report: `last_change, previous_status, status, customer_id`}
 }
 
-// runUpsert runs up and returns the row it wrote, or nil when it wrote none.
-// A fresh write (no stored row was read) only inserts. PostgreSQL returns
-// the row with RETURNING; SQLite reads it back with a second statement,
-// which costs it less than RETURNING does.
-func runUpsert[R any](db *DB, tx *gorm.DB, table mirrorTable[R], up upsert, mode writeMode, fresh bool, k objectKey) (*R, error) {
-	q := up.insert + ` ON CONFLICT (project_id, environment, id) DO `
-	if fresh {
-		q += `NOTHING`
-	} else {
-		q += `UPDATE SET ` + up.set + mode.condition("t")
-	}
-	if db.postgres {
-		rows, err := txQuery[R](db, tx, q+` RETURNING `+table.columns, up.args...)
-		if err != nil || len(rows) == 0 {
-			return nil, err
+// deletableChange is the change of an update of an object that a write can
+// mark deleted (customers, products, prices): deleted, or updated when its
+// content differs (a deleted object brought back is updated).
+func deletableChange(deleted bool) func(differs string) string {
+	if deleted {
+		return func(string) string {
+			return `CASE WHEN t.deleted THEN ` + lastUnchanged + ` ELSE ` + lastDeleted + ` END`
 		}
-		return &rows[0], nil
 	}
-	n, err := db.txExec(tx, q, up.args...)
-	if err != nil || n == 0 {
-		return nil, err
+	return updatedIf
+}
+
+// firstKnown is the last_change of an object inserted: created, unless it is
+// first known deleted, which is no change.
+func firstKnown(deleted bool) string {
+	if deleted {
+		return ""
 	}
-	return readRow(db, tx, table, k)
+	return "created"
 }
 
-// forUpdate returns the locking clause of a read made before a write: rows
-// are locked on PostgreSQL; SQLite has one writer, which already excludes
-// every other.
-func (db *DB) forUpdate() string {
-	if db.postgres {
-		return ` FOR UPDATE`
-	}
-	return ``
-}
-
-// sameContent reports whether two rows hold the same state, apart from the
-// bookkeeping columns, which bookkeeping clears in each.
-func sameContent[R any](a, b R, bookkeeping func(*R)) bool {
-	bookkeeping(&a)
-	bookkeeping(&b)
-	return reflect.DeepEqual(a, b)
-}
-
-// statusChange is the change of an object with a status (subscriptions,
-// checkout sessions): created, or updated when its content differs, with
-// the status before and after. state returns a row's status and customer.
-func statusChange[R any](kind billing.ObjectKind, id string, before, after *R, state func(*R) (status, customerID string), bookkeeping func(*R)) (billing.ObjectChange, bool) {
-	ch := billing.ObjectChange{Kind: kind, ID: id, Op: billing.Created}
-	ch.Status, ch.CustomerID = state(after)
-	if before != nil {
-		if sameContent(*before, *after, bookkeeping) {
-			return ch, false
-		}
-		ch.Op = billing.Updated
-		ch.PreviousStatus, _ = state(before)
-	}
-	return ch, true
-}
-
-type productRow struct {
-	ProjectID   string
-	Environment string
-	ID          string
-	Name        string
-	Active      bool
-	Deleted     bool
-	EventAt     int64
-	UpdatedAt   int64
-}
-
-var productTable = mirrorTable[productRow]{
-	name:    "products",
-	columns: `project_id, environment, id, name, active, deleted, event_at, updated_at`,
-	change: func(id string, before, after *productRow) (billing.ObjectChange, bool) {
-		return deletableChange(billing.KindProduct, id, "", before, after, func(r *productRow) bool { return r.Deleted },
-			func(r *productRow) { r.EventAt, r.UpdatedAt = 0, 0 })
-	},
-	eventAt: func(r *productRow) int64 { return r.EventAt },
-}
-
-// deletableChange is the change of an object that a write can mark deleted
-// (customers, products, prices): created, deleted, or updated when its
-// content differs. An object first known deleted is no change.
-func deletableChange[R any](kind billing.ObjectKind, id, customerID string, before, after *R, deleted func(*R) bool, bookkeeping func(*R)) (billing.ObjectChange, bool) {
-	ch := billing.ObjectChange{Kind: kind, ID: id, CustomerID: customerID}
-	switch {
-	case before == nil && deleted(after):
-		return ch, false
-	case before == nil:
-		ch.Op = billing.Created
-	case deleted(after) && !deleted(before):
-		ch.Op = billing.Deleted
-	case sameContent(*before, *after, bookkeeping):
-		return ch, false
-	default:
-		ch.Op = billing.Updated
-	}
-	return ch, true
-}
+var productTable = mirrorTable{kind: billing.KindProduct, name: "products", previous: `''`,
+	report: `last_change, previous_status, '' AS status, '' AS customer_id`}
 
 // productUpsert writes p. A deleted product only marks the row.
 func (db *DB) productUpsert(p billing.Product) upsert {
-	set := `name = excluded.name, active = excluded.active, deleted = FALSE`
+	content := [][2]string{{"name", "excluded.name"}, {"active", "excluded.active"}, {"deleted", "FALSE"}}
 	if p.Deleted {
-		set = `active = FALSE, deleted = TRUE`
+		content = [][2]string{{"active", "FALSE"}, {"deleted", "TRUE"}}
 	}
 	return upsert{
-		insert: `INSERT INTO products AS t (project_id, environment, id, name, active, deleted, event_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		set: set + `, event_at = excluded.event_at, updated_at = excluded.updated_at`,
+		insert: `INSERT INTO products AS t (project_id, environment, id, name, active, deleted, event_at, updated_at,
+				last_change, previous_status)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')`,
+		content: content,
+		other:   `event_at = excluded.event_at, updated_at = excluded.updated_at`,
+		change:  deletableChange(p.Deleted),
 		args: []any{p.ProjectID, string(p.Environment), p.ID, p.Name, p.Active && !p.Deleted, p.Deleted,
-			eventMicros(p.EventAt), db.nowMicros()},
+			eventMicros(p.EventAt), db.nowMicros(), firstKnown(p.Deleted)},
 	}
 }
 
-type priceRow struct {
-	ProjectID   string
-	Environment string
-	ID          string
-	ProductID   string
-	Nickname    string
-	Active      bool
-	Deleted     bool
-	EventAt     int64
-	UpdatedAt   int64
-}
-
-var priceTable = mirrorTable[priceRow]{
-	name:    "prices",
-	columns: `project_id, environment, id, product_id, nickname, active, deleted, event_at, updated_at`,
-	change: func(id string, before, after *priceRow) (billing.ObjectChange, bool) {
-		return deletableChange(billing.KindPrice, id, "", before, after, func(r *priceRow) bool { return r.Deleted },
-			func(r *priceRow) { r.EventAt, r.UpdatedAt = 0, 0 })
-	},
-	eventAt: func(r *priceRow) int64 { return r.EventAt },
-}
+var priceTable = mirrorTable{kind: billing.KindPrice, name: "prices", previous: `''`,
+	report: `last_change, previous_status, '' AS status, '' AS customer_id`}
 
 // priceUpsert writes p. A deleted price only marks the row.
 func (db *DB) priceUpsert(p billing.Price) upsert {
-	set := `product_id = excluded.product_id, nickname = excluded.nickname, active = excluded.active, deleted = FALSE`
+	content := [][2]string{{"product_id", "excluded.product_id"}, {"nickname", "excluded.nickname"},
+		{"active", "excluded.active"}, {"deleted", "FALSE"}}
 	if p.Deleted {
-		set = `active = FALSE, deleted = TRUE`
+		content = [][2]string{{"active", "FALSE"}, {"deleted", "TRUE"}}
 	}
 	return upsert{
 		insert: `INSERT INTO prices AS t (project_id, environment, id, product_id, nickname, active, deleted,
-				event_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		set: set + `, event_at = excluded.event_at, updated_at = excluded.updated_at`,
+				event_at, updated_at, last_change, previous_status)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')`,
+		content: content,
+		other:   `event_at = excluded.event_at, updated_at = excluded.updated_at`,
+		change:  deletableChange(p.Deleted),
 		args: []any{p.ProjectID, string(p.Environment), p.ID, p.ProductID, p.Nickname, p.Active && !p.Deleted, p.Deleted,
-			eventMicros(p.EventAt), db.nowMicros()},
+			eventMicros(p.EventAt), db.nowMicros(), firstKnown(p.Deleted)},
 	}
 }
 
@@ -584,8 +556,16 @@ func (db *DB) FindWebhookEvent(ctx context.Context, projectID string, env billin
 // FindProduct returns a product of a project and environment, deleted ones
 // included, or ENOTFOUND.
 func (db *DB) FindProduct(ctx context.Context, projectID string, env billing.Environment, id string) (*billing.Product, error) {
-	var row productRow
-	err := scanOne(db.reader(ctx).Raw(`SELECT `+productTable.columns+` FROM products
+	var row struct {
+		ProjectID   string
+		Environment string
+		ID          string
+		Name        string
+		Active      bool
+		Deleted     bool
+		EventAt     int64
+	}
+	err := scanOne(db.reader(ctx).Raw(`SELECT project_id, environment, id, name, active, deleted, event_at FROM products
 		WHERE project_id = ? AND environment = ? AND id = ?`, projectID, string(env), id), &row, "Product")
 	if err != nil {
 		return nil, err

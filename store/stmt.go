@@ -11,12 +11,13 @@ import (
 )
 
 // stmtCache holds the prepared statements of the mirror's write path, the
-// statements every webhook event runs. SQLite otherwise parses a statement
-// at every use, which costs more than running it; PostgreSQL is spared a
-// parse per use too. A statement is first run unprepared inside its
-// transaction, and prepared after the transaction ends: the SQLite writer
-// has one connection, which the transaction holds. The statements are the
-// code's own, a fixed set; the cache still stops growing at maxStmts.
+// statements every webhook event runs. Run through database/sql statements
+// prepared once rather than through GORM, an event takes half the time on
+// SQLite (BenchmarkApplyEvent). A statement is first run through GORM inside
+// its transaction, and prepared after the transaction ends: the SQLite
+// writer has one connection, which the transaction holds. The statements
+// are the code's own, a fixed set; the cache still stops growing at
+// maxStmts.
 type stmtCache struct {
 	mu     sync.Mutex
 	m      map[string]*sql.Stmt
@@ -113,7 +114,8 @@ func (db *DB) inTx(tx *gorm.DB, query string) *sql.Stmt {
 func (db *DB) txExec(tx *gorm.DB, query string, args ...any) (int64, error) {
 	st := db.inTx(tx, query)
 	if st == nil {
-		return rowsAffected(tx.Exec(query, args...))
+		n, err := rowsAffected(tx.Exec(query, args...))
+		return n, db.translateDriver(err)
 	}
 	defer st.Close()
 	res, err := st.ExecContext(tx.Statement.Context, args...)
@@ -130,7 +132,7 @@ func txQuery[R any](db *DB, tx *gorm.DB, query string, args ...any) ([]R, error)
 	st := db.inTx(tx, query)
 	if st == nil {
 		err := tx.Raw(query, args...).Scan(&out).Error
-		return out, err
+		return out, db.translateDriver(err)
 	}
 	defer st.Close()
 	rows, err := st.QueryContext(tx.Statement.Context, args...)
@@ -155,6 +157,9 @@ func txQuery[R any](db *DB, tx *gorm.DB, query string, args ...any) ([]R, error)
 // gorm.ErrForeignKeyViolated, ...), as GORM does for its own statements, so
 // that translate knows it.
 func (db *DB) translateDriver(err error) error {
+	if err == nil {
+		return nil
+	}
 	if t, ok := db.write.Dialector.(gorm.ErrorTranslator); ok {
 		return t.Translate(err)
 	}

@@ -43,12 +43,6 @@ type subscriptionRow struct {
 	PriceNickname    string
 }
 
-// subscriptionColumns are the columns of the subscriptions table that
-// subscriptionRow holds.
-const subscriptionColumns = `project_id, environment, id, customer_id, email, user_id,
-	price_id, product_id, plan_name, status, current_period_start, current_period_end, cancel_at_period_end,
-	cancel_at, canceled_at, ended_at, trial_end, items, created, event_at, updated_at`
-
 // subscriptionSelect reads subscriptions from source (a table or a derived
 // table, named "s") with the names that make their plan name: the
 // product's, the price's product's and the price's nickname.
@@ -120,16 +114,7 @@ func firstNonEmpty(values ...string) string {
 	return ""
 }
 
-var subscriptionTable = mirrorTable[subscriptionRow]{
-	name:    "subscriptions",
-	columns: subscriptionColumns,
-	change: func(id string, before, after *subscriptionRow) (billing.ObjectChange, bool) {
-		return statusChange(billing.KindSubscription, id, before, after,
-			func(r *subscriptionRow) (string, string) { return r.Status, r.CustomerID },
-			func(r *subscriptionRow) { r.EventAt, r.UpdatedAt = 0, 0 })
-	},
-	eventAt: func(r *subscriptionRow) int64 { return r.EventAt },
-}
+var subscriptionTable = statusTable(billing.KindSubscription, "subscriptions")
 
 // subscriptionUpsert writes s. An email, owner or plan name set earlier is
 // kept when s has none (a plan name only for the same price).
@@ -156,28 +141,29 @@ func (db *DB) subscriptionUpsert(s billing.Subscription) upsert {
 	return upsert{
 		insert: `INSERT INTO subscriptions AS t (project_id, environment, id, customer_id, email, email_lower,
 				user_id, price_id, product_id, plan_name, status, current_period_start, current_period_end,
-				cancel_at_period_end, cancel_at, canceled_at, ended_at, trial_end, items, created, event_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		set: `customer_id = COALESCE(NULLIF(excluded.customer_id, ''), t.customer_id),
-			email = CASE WHEN excluded.email_lower <> '' THEN excluded.email ELSE t.email END,
-			email_lower = CASE WHEN excluded.email_lower <> '' THEN excluded.email_lower ELSE t.email_lower END,
-			user_id = COALESCE(NULLIF(excluded.user_id, ''), t.user_id),
-			price_id = excluded.price_id,
-			product_id = excluded.product_id,
-			plan_name = CASE WHEN excluded.plan_name <> '' OR excluded.price_id <> t.price_id
-				THEN excluded.plan_name ELSE t.plan_name END,
-			status = excluded.status,
-			current_period_start = excluded.current_period_start,
-			current_period_end = excluded.current_period_end,
-			cancel_at_period_end = excluded.cancel_at_period_end,
-			cancel_at = excluded.cancel_at,
-			canceled_at = excluded.canceled_at,
-			ended_at = excluded.ended_at,
-			trial_end = excluded.trial_end,
-			items = excluded.items,
-			created = excluded.created,
-			event_at = excluded.event_at,
-			updated_at = excluded.updated_at`,
+				cancel_at_period_end, cancel_at, canceled_at, ended_at, trial_end, items, created, event_at, updated_at,
+				last_change, previous_status)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'created', '')`,
+		content: [][2]string{
+			{"customer_id", "COALESCE(NULLIF(excluded.customer_id, ''), t.customer_id)"},
+			{"email", "CASE WHEN excluded.email_lower <> '' THEN excluded.email ELSE t.email END"},
+			{"email_lower", "CASE WHEN excluded.email_lower <> '' THEN excluded.email_lower ELSE t.email_lower END"},
+			{"user_id", "COALESCE(NULLIF(excluded.user_id, ''), t.user_id)"},
+			{"price_id", "excluded.price_id"},
+			{"product_id", "excluded.product_id"},
+			{"plan_name", "CASE WHEN excluded.plan_name <> '' OR excluded.price_id <> t.price_id THEN excluded.plan_name ELSE t.plan_name END"},
+			{"status", "excluded.status"},
+			{"current_period_start", "excluded.current_period_start"},
+			{"current_period_end", "excluded.current_period_end"},
+			{"cancel_at_period_end", "excluded.cancel_at_period_end"},
+			{"cancel_at", "excluded.cancel_at"},
+			{"canceled_at", "excluded.canceled_at"},
+			{"ended_at", "excluded.ended_at"},
+			{"trial_end", "excluded.trial_end"},
+			{"items", "excluded.items"},
+			{"created", "excluded.created"}},
+		other:  `event_at = excluded.event_at, updated_at = excluded.updated_at`,
+		change: updatedIf,
 		args: []any{s.ProjectID, string(s.Environment), s.ID, s.CustomerID, s.Email, billing.NormalizeEmail(s.Email),
 			s.UserID, s.PriceID, s.ProductID, s.PlanName, s.Status, micros(s.CurrentPeriodStart), micros(s.CurrentPeriodEnd),
 			s.CancelAtPeriodEnd, optional(s.CancelAt), optional(s.CanceledAt), optional(s.EndedAt), trialEnd,
