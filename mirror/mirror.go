@@ -32,10 +32,12 @@
 // Adding a kind of mirrored object (payments, entitlements):
 //
 //   - a slice in billing.MirrorChange and a billing.ObjectKind;
-//   - in store: its table (a migration), a mirrorTable (its columns and
-//     what counts as a change; statusChange and deletableChange cover the
-//     usual cases), an upsert, and a loop in applyChange, in the fixed
-//     order; Apply then reports its changes to InTx and to the caller;
+//   - in store: its table (a migration, with the last_change and
+//     previous_status columns every mirror table has), a mirrorTable
+//     (statusTable for objects with a status), an upsert whose content
+//     assignments say what counts as a change (updatedIf, deletableChange
+//     for the usual rules), and a loop in applyChange, in the fixed order;
+//     Apply then reports its changes to InTx and to the caller;
 //   - its mapping from events in stripeadapter.ParseEvent (and the event
 //     types in stripeadapter.EventTypes), a Get method on Stripe if it is
 //     ever re-read, and, when it can be listed, a step of Resync with a
