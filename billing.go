@@ -195,32 +195,62 @@ type CustomerParams struct {
 
 // Subscription is the local mirror of a Stripe subscription.
 type Subscription struct {
-	ID                string // Stripe id, sub_...
-	ProjectID         string
-	Environment       Environment
-	CustomerID        string
-	Email             string // customer's email when known
-	UserID            string // buyer sub from metadata.user_id when known
-	PriceID           string // first item's price
-	ProductID         string // first item's product
-	PlanName          string // product name (or price nickname) when known
-	Status            string
-	CurrentPeriodEnd  time.Time
+	ID          string // Stripe id, sub_...
+	ProjectID   string
+	Environment Environment
+	CustomerID  string
+	Email       string // customer's email when known
+	UserID      string // buyer sub from metadata.user_id when known
+	PriceID     string // first item's price
+	ProductID   string // first item's product
+	PlanName    string // product name (or price nickname) when known
+	Status      string
+	// CurrentPeriodStart and CurrentPeriodEnd bound the period being paid
+	// for: the subscription's own up to API version 2025-02-24, the items'
+	// (the item that ends last) from 2025-03-31 on.
+	CurrentPeriodStart time.Time
+	CurrentPeriodEnd   time.Time
+	// CancelAtPeriodEnd is Stripe's cancel_at_period_end flag as sent; see
+	// EndsAtPeriodEnd for whether the subscription renews.
 	CancelAtPeriodEnd bool
-	TrialEnd          *time.Time
-	Items             []SubscriptionItem
-	Created           time.Time
-	EventAt           time.Time
-	UpdatedAt         time.Time
+	// CancelAt is when the subscription is set to end (the customer portal
+	// cancels this way), CanceledAt when it was canceled, EndedAt when it
+	// ended; nil when Stripe sent none.
+	CancelAt   *time.Time
+	CanceledAt *time.Time
+	EndedAt    *time.Time
+	TrialEnd   *time.Time
+	Items      []SubscriptionItem
+	Created    time.Time
+	EventAt    time.Time
+	UpdatedAt  time.Time
+}
+
+// EndsAtPeriodEnd reports whether the subscription will not renew: it is
+// set to cancel at the period's end, or to be canceled (cancel_at) at or
+// before the current period ends.
+func (s *Subscription) EndsAtPeriodEnd() bool {
+	if s.CancelAtPeriodEnd {
+		return true
+	}
+	return s.CancelAt != nil && !s.CancelAt.IsZero() &&
+		(s.CurrentPeriodEnd.IsZero() || !s.CancelAt.After(s.CurrentPeriodEnd))
 }
 
 // SubscriptionItem is one price of a subscription.
 type SubscriptionItem struct {
-	ID               string `json:"id"`
-	PriceID          string `json:"price_id"`
-	ProductID        string `json:"product_id"`
-	Quantity         int64  `json:"quantity"`
-	CurrentPeriodEnd int64  `json:"current_period_end,omitempty"`
+	ID        string `json:"id"`
+	PriceID   string `json:"price_id"`
+	ProductID string `json:"product_id"`
+	Quantity  int64  `json:"quantity"`
+	// Interval ("day", "week", "month", "year") and IntervalCount say how
+	// often the price recurs; empty and 0 for a one-time price.
+	Interval      string `json:"interval,omitempty"`
+	IntervalCount int64  `json:"interval_count,omitempty"`
+	// CurrentPeriodStart and CurrentPeriodEnd (Unix seconds) are the item's
+	// own period, sent from API version 2025-03-31 on.
+	CurrentPeriodStart int64 `json:"current_period_start,omitempty"`
+	CurrentPeriodEnd   int64 `json:"current_period_end,omitempty"`
 }
 
 // Product is the local mirror of a Stripe product, kept for plan names.
@@ -283,12 +313,76 @@ func (c MirrorChange) Empty() bool {
 		len(c.Prices) == 0 && c.CheckoutSession == nil
 }
 
+// ObjectKind names a kind of mirrored Stripe object.
+type ObjectKind string
+
+// The kinds of mirrored objects.
+const (
+	KindCustomer        ObjectKind = "customer"
+	KindSubscription    ObjectKind = "subscription"
+	KindProduct         ObjectKind = "product"
+	KindPrice           ObjectKind = "price"
+	KindCheckoutSession ObjectKind = "checkout_session"
+)
+
+// ChangeOp says what a write did to a mirrored object.
+type ChangeOp string
+
+// What a write can do to a mirrored object.
+const (
+	Created ChangeOp = "created" // the mirror did not have it
+	Updated ChangeOp = "updated" // its stored state changed
+	Deleted ChangeOp = "deleted" // it is now marked deleted (customers, products, prices)
+)
+
+// ObjectChange is one mirrored object that a write created, changed or
+// deleted. A write that left an object as it was (an older event, a re-read
+// that found nothing new) is no change.
+type ObjectChange struct {
+	Kind ObjectKind
+	ID   string
+	Op   ChangeOp
+	// Status is the object's status after the write, PreviousStatus before
+	// it ("" when created): subscriptions and checkout sessions only.
+	Status         string
+	PreviousStatus string
+	// CustomerID is the customer the object belongs to (for a customer,
+	// its own id), when known.
+	CustomerID string
+}
+
 // SyncCounts says how many objects of each kind a resync read.
 type SyncCounts struct {
 	Customers     int `json:"customers"`
 	Products      int `json:"products"`
 	Prices        int `json:"prices"`
 	Subscriptions int `json:"subscriptions"`
+}
+
+// Who names the customer an access question is about, by exactly one of
+// its email (compared case-insensitively), its buyer's user id (the token's
+// sub, as in metadata.user_id) or its Stripe id (cus_...).
+type Who struct {
+	Email      string
+	UserID     string
+	CustomerID string
+}
+
+// Normalized returns w with the email in the form emails are compared in.
+func (w Who) Normalized() Who {
+	w.Email = NormalizeEmail(w.Email)
+	return w
+}
+
+// Valid reports whether exactly one of w's fields is set.
+func (w Who) Valid() bool {
+	n := 0
+	for _, v := range []string{w.Email, w.UserID, w.CustomerID} {
+		if v != "" {
+			n++
+		}
+	}
+	return n == 1
 }
 
 // UsageCount is a number of calls of one project, environment, endpoint,

@@ -19,11 +19,13 @@ import (
 // on the other.
 func TestInvalidationAcrossInstances(t *testing.T) {
 	u := redisURL(t)
-	newBus := func(t *testing.T) *bus.Redis {
+	// The instances share a channel of their own, as one deployment.
+	prefix := "billing-test-" + randHex(4) + ":"
+	newBus := func(t *testing.T) *bus.Bus {
 		rdb, _ := ratelimit.NewRedisClient(u)
-		b := bus.NewRedis(rdb, nil)
-		t.Cleanup(func() { b.Close(); rdb.Close() })
-		return b
+		r := bus.NewRedis(rdb, bus.RedisOptions{Prefix: prefix})
+		t.Cleanup(func() { r.Close(); rdb.Close() })
+		return bus.New(r)
 	}
 	eachEnv(t, func(t *testing.T, a *testEnv) {
 		ctx := context.Background()

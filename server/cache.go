@@ -1,61 +1,26 @@
 package server
 
 import (
-	"sync"
 	"time"
+
+	"github.com/stackfordevs/billing/internal/cache"
 )
 
-// ttlCache is a small concurrency-safe map whose entries expire. It keeps
-// hot-path lookups (credentials, settings) off the database; writers on this
-// instance delete the entries they change, and the TTL bounds how long
-// another instance may serve a stale entry.
+// ttlCache keeps hot-path lookups (credentials, settings) off the database:
+// a cache.TTL, whose entries expire and whose size is bounded. Writers
+// announce what they change on the bus, which drops it here at once; the
+// expiry bounds how long another instance may serve a stale entry without
+// Redis.
 type ttlCache[K comparable, V any] struct {
-	mu      sync.RWMutex
-	ttl     time.Duration
-	now     func() time.Time
-	entries map[K]ttlEntry[V]
-	max     int
-}
-
-type ttlEntry[V any] struct {
-	value   V
-	expires time.Time
+	c *cache.TTL[K, V]
 }
 
 func newTTLCache[K comparable, V any](ttl time.Duration, max int, now func() time.Time) *ttlCache[K, V] {
-	return &ttlCache[K, V]{ttl: ttl, now: now, entries: make(map[K]ttlEntry[V]), max: max}
+	return &ttlCache[K, V]{c: cache.New[K, V](ttl, max, now)}
 }
 
-func (c *ttlCache[K, V]) get(k K) (V, bool) {
-	c.mu.RLock()
-	e, ok := c.entries[k]
-	c.mu.RUnlock()
-	if !ok || c.now().After(e.expires) {
-		var zero V
-		return zero, false
-	}
-	return e.value, true
-}
+func (c *ttlCache[K, V]) get(k K) (V, bool) { return c.c.Get(k) }
 
-func (c *ttlCache[K, V]) put(k K, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		now := c.now()
-		for key, e := range c.entries {
-			if now.After(e.expires) {
-				delete(c.entries, key)
-			}
-		}
-		if len(c.entries) >= c.max {
-			c.entries = make(map[K]ttlEntry[V])
-		}
-	}
-	c.entries[k] = ttlEntry[V]{value: v, expires: c.now().Add(c.ttl)}
-}
+func (c *ttlCache[K, V]) put(k K, v V) { c.c.Put(k, v) }
 
-func (c *ttlCache[K, V]) delete(k K) {
-	c.mu.Lock()
-	delete(c.entries, k)
-	c.mu.Unlock()
-}
+func (c *ttlCache[K, V]) delete(k K) { c.c.Delete(k) }

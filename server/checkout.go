@@ -112,58 +112,26 @@ func checkCheckoutRequest(b *gen.CreateCheckoutSessionRequest) error {
 }
 
 // GetCheckoutSession returns the status of a session of this project and
-// buyer, fresh from Stripe. A completed subscription session also refreshes
-// the subscription in the mirror, so a success page sees it before the
-// webhook arrives.
+// buyer, fresh from Stripe, recorded through the mirror. A completed
+// subscription session also refreshes the subscription in the mirror, so a
+// success page sees it before the webhook arrives.
 func (s *Server) GetCheckoutSession(ctx context.Context, req gen.GetCheckoutSessionRequestObject) (gen.GetCheckoutSessionResponseObject, error) {
 	bc, err := s.startBuyerCall(ctx, req.Params.Environment, nil)
 	if err != nil {
 		return nil, err
 	}
-	p, env, claims, client := bc.project, bc.env, bc.claims, bc.client
-	rec, err := s.store.FindCheckoutSession(ctx, p.ID, env, req.Id)
+	rec, err := s.store.FindCheckoutSession(ctx, bc.project.ID, bc.env, req.Id)
 	if err != nil {
 		return nil, notFound(err, "id", "No such checkout session: "+req.Id+".")
 	}
-	if rec.UserID != claims.Subject {
+	if rec.UserID != bc.claims.Subject {
 		return nil, notFound(nil, "id", "No such checkout session: "+req.Id+".")
 	}
-	cs, err := client.GetCheckoutSession(ctx, req.Id)
+	upd, err := s.mirror.RefreshCheckoutSession(ctx, rec)
 	if err != nil {
 		return nil, err
 	}
-	upd := mergeSession(rec, cs)
-	upd.EventAt = s.now()
-	if err := s.store.UpdateCheckoutSession(ctx, upd); err != nil {
-		return nil, err
-	}
-	if upd.Status == "complete" && upd.SubscriptionID != "" {
-		s.refreshSubscription(ctx, client, p.ID, env, upd.SubscriptionID, claims)
-	}
-	return gen.GetCheckoutSession200JSONResponse(checkoutJSON(&upd)), nil
-}
-
-// mergeSession takes Stripe's current fields over the record's, keeping the
-// record's where Stripe's are empty.
-func mergeSession(rec, cs *billing.CheckoutSession) billing.CheckoutSession {
-	out := *rec
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	set(&out.Status, cs.Status)
-	set(&out.PaymentStatus, cs.PaymentStatus)
-	set(&out.CustomerID, cs.CustomerID)
-	set(&out.CustomerEmail, cs.CustomerEmail)
-	set(&out.SubscriptionID, cs.SubscriptionID)
-	set(&out.PaymentIntentID, cs.PaymentIntentID)
-	set(&out.Currency, cs.Currency)
-	if cs.AmountTotal != 0 {
-		out.AmountTotal = cs.AmountTotal
-	}
-	out.URL = cs.URL
-	return out
+	return gen.GetCheckoutSession200JSONResponse(checkoutJSON(upd)), nil
 }
 
 func checkoutJSON(cs *billing.CheckoutSession) gen.CheckoutSession {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
@@ -100,6 +101,7 @@ func (s *Server) CreateCustomer(ctx context.Context, req gen.CreateCustomerReque
 // customerRecord merges what Stripe returned with what was sent: a field
 // Stripe left empty takes the sent value (stripe-mock and some API versions
 // do not echo every field), and the metadata is the tagged metadata sent.
+// Its EventAt is Stripe's time of the answer.
 func (s *Server) customerRecord(p *billing.Project, env billing.Environment, c *billing.Customer, b *gen.CustomerRequest, md map[string]string) billing.Customer {
 	rec := *c
 	rec.ProjectID = p.ID
@@ -122,7 +124,6 @@ func (s *Server) customerRecord(p *billing.Project, env billing.Environment, c *
 	if rec.Created.IsZero() {
 		rec.Created = s.now()
 	}
-	rec.EventAt = s.now()
 	return rec
 }
 
@@ -182,7 +183,7 @@ func (s *Server) GetCustomer(ctx context.Context, req gen.GetCustomerRequestObje
 		return nil, err
 	}
 	if c.Deleted {
-		_ = s.store.DeleteCustomer(ctx, p.ID, env, req.Id)
+		_ = s.mirror.DeleteCustomer(ctx, p.ID, env, req.Id, c.EventAt)
 		return nil, notFound(nil, "id", "No such customer: "+req.Id+".")
 	}
 	out := mergeCustomer(rec, c)
@@ -217,8 +218,8 @@ func (s *Server) UpdateCustomer(ctx context.Context, req gen.UpdateCustomerReque
 	}
 	upd := *rec
 	applyCustomerUpdate(&upd, req.Body, md)
-	upd.EventAt = s.now()
-	if err := s.store.UpsertCustomer(ctx, upd); err != nil {
+	upd.EventAt = c.EventAt
+	if err := s.mirror.SaveCustomer(ctx, upd); err != nil {
 		return nil, err
 	}
 	out := mergeCustomer(&upd, c)
@@ -273,10 +274,13 @@ func (s *Server) DeleteCustomer(ctx context.Context, req gen.DeleteCustomerReque
 	if _, err := s.ownedCustomer(ctx, p, env, req.Id); err != nil {
 		return nil, err
 	}
-	if err := client.DeleteCustomer(ctx, req.Id); err != nil && billing.ErrorCode(err) != billing.ENOTFOUND {
+	var at time.Time // Stripe's time of the deletion; none when Stripe had deleted it already
+	if c, err := client.DeleteCustomer(ctx, req.Id); err == nil {
+		at = c.EventAt
+	} else if billing.ErrorCode(err) != billing.ENOTFOUND {
 		return nil, err
 	}
-	if err := s.store.DeleteCustomer(ctx, p.ID, env, req.Id); err != nil {
+	if err := s.mirror.DeleteCustomer(ctx, p.ID, env, req.Id, at); err != nil {
 		return nil, err
 	}
 	return gen.DeleteCustomer200JSONResponse{Id: req.Id, Object: gen.DeletedCustomerObjectCustomer, Deleted: true}, nil

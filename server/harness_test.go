@@ -19,10 +19,12 @@ import (
 
 	"github.com/stackfordevs/billing/gen"
 	"github.com/stackfordevs/billing/internal/apitest"
+	"github.com/stackfordevs/billing/internal/bus"
 	"github.com/stackfordevs/billing/internal/buyertoken/buyertokentest"
 	"github.com/stackfordevs/billing/internal/jobs"
 	"github.com/stackfordevs/billing/internal/secret"
 	"github.com/stackfordevs/billing/internal/stripemock"
+	"github.com/stackfordevs/billing/mirror"
 	"github.com/stackfordevs/billing/server"
 	"github.com/stackfordevs/billing/store"
 	"github.com/stackfordevs/billing/store/storetest"
@@ -94,8 +96,12 @@ func newTestEnv(t *testing.T, db *store.DB, opts ...envOption) *testEnv {
 		o(&cfg)
 	}
 	if cfg.SyncJobs == nil {
-		e.Jobs = jobs.New(jobs.Options{Store: db, Resyncer: &jobs.StripeResyncer{Store: db, Stripe: cfg.Stripe},
-			Logger: logger, Now: cfg.Now})
+		if cfg.Bus == nil {
+			cfg.Bus = bus.New(nil)
+		}
+		resyncs := mirror.New(mirror.Config{Store: db, Bus: cfg.Bus, Logger: logger, Now: cfg.Now,
+			Accounts: mirror.NewAccounts(db.FindStripeSettings, cfg.Stripe)})
+		e.Jobs = jobs.New(jobs.Options{Store: db, Resyncer: resyncs, Logger: logger, Now: cfg.Now})
 		cfg.SyncJobs = e.Jobs
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan struct{})

@@ -2,56 +2,38 @@ package server
 
 import (
 	"context"
-	"strings"
 
 	billing "github.com/stackfordevs/billing"
+	"github.com/stackfordevs/billing/internal/bus"
 )
 
-// Bus carries cache invalidations to the other instances (Redis pub/sub);
-// without one, only this instance's caches are cleared at once and the
-// others catch up within their TTLs.
-type Bus interface {
-	Publish(ctx context.Context, key string)
-	Subscribe(fn func(key string))
+// Keys of the changes the server makes to what it caches. Mirror changes
+// are announced by the mirror itself.
+
+func projectKeyOf(p *billing.Project) bus.Key { return bus.ProjectKey(p.ID, p.APIKey) }
+
+func stripeKeyOf(projectID string, env billing.Environment) bus.Key {
+	return bus.StripeSettingsKey(projectID, env)
 }
 
-// Invalidation keys: what changed, so that every instance drops what it
-// cached of it.
-func mirrorKey(projectID string, env billing.Environment) string {
-	return "mirror|" + projectID + "|" + string(env)
+func authKeyOf(projectID string) bus.Key { return bus.AuthSettingsKey(projectID) }
+
+// changed announces keys on the bus: this instance's caches drop what they
+// name at once, the other instances' through Redis when it is configured.
+func (s *Server) changed(ctx context.Context, keys ...bus.Key) {
+	s.bus.Publish(context.WithoutCancel(ctx), keys...)
 }
 
-func projectKeyOf(p *billing.Project) string { return "project|" + p.ID + "|" + p.APIKey }
-
-func stripeKeyOf(projectID string, env billing.Environment) string {
-	return "stripe|" + projectID + "|" + string(env)
-}
-
-func authKeyOf(projectID string) string { return "auth|" + projectID }
-
-// changed clears this instance's caches of what the keys name and tells
-// the other instances.
-func (s *Server) changed(ctx context.Context, keys ...string) {
-	for _, k := range keys {
-		s.invalidate(k)
-		if s.bus != nil {
-			s.bus.Publish(ctx, k)
-		}
-	}
-}
-
-// invalidate clears what one key names; unknown keys are ignored.
-func (s *Server) invalidate(key string) {
-	parts := strings.Split(key, "|")
-	switch {
-	case len(parts) == 3 && parts[0] == "mirror":
-		s.subs.invalidate(envKey{parts[1], billing.Environment(parts[2])})
-	case len(parts) == 3 && parts[0] == "project":
-		s.projectsByID.delete(parts[1])
-		s.projects.delete(parts[2])
-	case len(parts) == 3 && parts[0] == "stripe":
-		s.stripeCfg.delete(envKey{parts[1], billing.Environment(parts[2])})
-	case len(parts) == 2 && parts[0] == "auth":
-		s.authCfg.delete(parts[1])
+// invalidate drops what one key names from the server's caches; other kinds
+// are someone else's.
+func (s *Server) invalidate(k bus.Key) {
+	switch k.Kind {
+	case bus.Project:
+		s.projectsByID.delete(k.ProjectID)
+		s.projects.delete(k.APIKey)
+	case bus.StripeSettings:
+		s.stripeCfg.delete(envKey{k.ProjectID, k.Environment})
+	case bus.AuthSettings:
+		s.authCfg.delete(k.ProjectID)
 	}
 }

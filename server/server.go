@@ -18,6 +18,7 @@ import (
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
 	"github.com/stackfordevs/billing/internal/admin"
+	"github.com/stackfordevs/billing/internal/bus"
 	"github.com/stackfordevs/billing/internal/buyertoken"
 	"github.com/stackfordevs/billing/internal/intents"
 	"github.com/stackfordevs/billing/internal/metrics"
@@ -25,6 +26,7 @@ import (
 	"github.com/stackfordevs/billing/internal/routes"
 	"github.com/stackfordevs/billing/internal/urlguard"
 	"github.com/stackfordevs/billing/setuppage"
+	"github.com/stackfordevs/billing/mirror"
 	"github.com/stackfordevs/billing/stripeadapter"
 )
 
@@ -43,15 +45,21 @@ type Config struct {
 	// take effect at once.
 	CacheTTL time.Duration
 	// SubscriptionCacheTTL bounds how long a subscription-status answer is
-	// reused (default 30s). A change to the mirror invalidates it at once on
-	// this instance, and through Bus on the others.
+	// reused (default 30s): the mirror's Config.AnswerTTL. A change to the
+	// mirror invalidates it at once on this instance, and through Bus on the
+	// others.
 	SubscriptionCacheTTL time.Duration
 	// WebhookTolerance is the largest accepted age of a Stripe signature
 	// (default 5 minutes).
 	WebhookTolerance time.Duration
 	Now              func() time.Time
-	// Bus carries cache invalidations between instances; nil for one instance.
-	Bus Bus
+	// Bus announces changes to every cache of this instance and, when it
+	// has a Redis remote, of the others; nil means a bus of this instance
+	// alone.
+	Bus *bus.Bus
+	// Mirror, when set, is the mirror the server writes and answers
+	// through; it must share Bus. Nil builds one from Store, Stripe and Bus.
+	Mirror *mirror.Mirror
 	// Usage counts calls per project; nil counts nothing.
 	Usage UsageRecorder
 	// Metrics, when set, are kept and served at /metrics.
@@ -90,9 +98,9 @@ type Server struct {
 	logger     *slog.Logger
 	adminToken string
 	now        func() time.Time
-	tolerance  time.Duration
 	metrics    *metrics.Metrics
-	bus        Bus
+	bus        *bus.Bus
+	mirror     *mirror.Mirror
 	jobs       SyncJobs
 	routes     routes.Table
 	budgets    budgetTable
@@ -105,7 +113,6 @@ type Server struct {
 	projectsByID *ttlCache[string, *billing.Project]
 	stripeCfg    *ttlCache[envKey, *billing.StripeSettings]
 	authCfg      *ttlCache[string, *billing.AuthSettings]
-	subs         *subscriptionCache
 }
 
 type envKey struct {
@@ -151,6 +158,9 @@ func New(cfg Config) (*echo.Echo, error) {
 	if cfg.Verifier == nil {
 		cfg.Verifier = buyertoken.NewVerifier(buyertoken.Options{Now: cfg.Now, Logger: cfg.Logger, URLs: cfg.URLs})
 	}
+	if cfg.Bus == nil {
+		cfg.Bus = bus.New(nil)
+	}
 	spec, err := LoadSpec()
 	if err != nil {
 		return nil, err
@@ -169,29 +179,34 @@ func New(cfg Config) (*echo.Echo, error) {
 		logger:       cfg.Logger,
 		adminToken:   cfg.AdminToken,
 		now:          cfg.Now,
-		tolerance:    cfg.WebhookTolerance,
 		metrics:      cfg.Metrics,
 		bus:          cfg.Bus,
 		jobs:         cfg.SyncJobs,
 		routes:       table,
 		budgets:      budgets,
 		failures:     newFailureThrottle(cfg.Now),
-		intents:      &intents.Recorder{Store: cfg.Store, Logger: cfg.Logger},
 		urls:         cfg.URLs,
 		projects:     newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
 		unknownKeys:  newTTLCache[string, struct{}](cfg.CacheTTL, 100_000, cfg.Now),
 		projectsByID: newTTLCache[string, *billing.Project](cfg.CacheTTL, 100_000, cfg.Now),
 		stripeCfg:    newTTLCache[envKey, *billing.StripeSettings](cfg.CacheTTL, 100_000, cfg.Now),
 		authCfg:      newTTLCache[string, *billing.AuthSettings](cfg.CacheTTL, 100_000, cfg.Now),
-		subs:         newSubscriptionCache(cfg.SubscriptionCacheTTL, cfg.Now),
+		mirror:       cfg.Mirror,
 	}
-
-	if s.bus != nil {
-		s.bus.Subscribe(s.invalidate)
+	s.bus.Subscribe(s.invalidate)
+	if s.mirror == nil {
+		s.mirror = mirror.New(mirror.Config{
+			Store:            cfg.Store,
+			Accounts:         mirror.NewAccounts(s.stripeSettings, cfg.Stripe),
+			Bus:              cfg.Bus,
+			Logger:           cfg.Logger,
+			Now:              cfg.Now,
+			AnswerTTL:        cfg.SubscriptionCacheTTL,
+			WebhookTolerance: cfg.WebhookTolerance,
+			Observe:          s.countEvent,
+		})
 	}
-	s.jobs.AfterResync(func(ctx context.Context, projectID string, env billing.Environment) {
-		s.changed(ctx, mirrorKey(projectID, env))
-	})
+	s.intents = &intents.Recorder{Store: intentStore{Store: cfg.Store, mirror: s.mirror}, Logger: cfg.Logger}
 
 	e := echo.New()
 	e.HideBanner = true

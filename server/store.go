@@ -5,14 +5,18 @@ import (
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/internal/intents"
+	"github.com/stackfordevs/billing/mirror"
 	"github.com/stackfordevs/billing/setuppage"
 	"github.com/stackfordevs/billing/store"
 )
 
-// Store is the storage the server needs. Lookups that find nothing return
-// ENOTFOUND; unique-key clashes return ECONFLICT; an unreachable database
-// returns EUNAVAILABLE and a value it refuses EINVALID.
+// Store is the storage the server needs: the mirror's, through which every
+// change to mirrored objects goes, and the rest. Lookups that find nothing
+// return ENOTFOUND; unique-key clashes return ECONFLICT; an unreachable
+// database returns EUNAVAILABLE and a value it refuses EINVALID.
 type Store interface {
+	mirror.Store
+
 	Ping(ctx context.Context) error
 
 	CreateTenant(ctx context.Context, t *billing.Tenant) error
@@ -26,22 +30,13 @@ type Store interface {
 	PutAuthSettings(ctx context.Context, s billing.AuthSettings) error
 	FindAuthSettings(ctx context.Context, projectID string) (*billing.AuthSettings, error)
 
-	UpsertCustomer(ctx context.Context, c billing.Customer) error
-	FindCustomer(ctx context.Context, projectID string, env billing.Environment, id string) (*billing.Customer, error)
 	ListCustomers(ctx context.Context, f billing.CustomerFilter) ([]billing.Customer, bool, error)
-	DeleteCustomer(ctx context.Context, projectID string, env billing.Environment, id string) error
 
 	CreateCheckoutSession(ctx context.Context, cs billing.CheckoutSession) error
 	FindCheckoutSession(ctx context.Context, projectID string, env billing.Environment, id string) (*billing.CheckoutSession, error)
-	UpdateCheckoutSession(ctx context.Context, cs billing.CheckoutSession) error
 	CreatePaymentIntent(ctx context.Context, pi billing.PaymentIntent) error
 
-	ApplyEvent(ctx context.Context, ev billing.WebhookEvent, change billing.MirrorChange) (store.ApplyResult, error)
-	UpsertFromStripe(ctx context.Context, projectID string, env billing.Environment, change billing.MirrorChange) error
 	ListWebhookEvents(ctx context.Context, projectID string, env billing.Environment, limit int, startingAfter string) ([]billing.WebhookEvent, bool, error)
-	FindWebhookEvent(ctx context.Context, projectID string, env billing.Environment, id string) (*billing.WebhookEvent, error)
-	FindActiveSubscriptionByEmail(ctx context.Context, projectID string, env billing.Environment, email string) (*billing.Subscription, error)
-	ActiveSubscriptionsByEmail(ctx context.Context, projectID string, env billing.Environment) (map[string]billing.Subscription, error)
 
 	AddUsage(ctx context.Context, counts []billing.UsageCount) error
 	ListUsage(ctx context.Context, projectID string, env billing.Environment, fromDay, toDay string) ([]billing.UsageCount, error)
@@ -51,4 +46,21 @@ type Store interface {
 
 	// The setup page's sessions (see setuppage).
 	setuppage.Sessions
+}
+
+// intentStore completes create intents through the mirror when the created
+// object is a mirrored one (a customer), so that the change is announced and
+// anything written with mirror changes is written with it; other records go
+// to the store.
+type intentStore struct {
+	Store
+	mirror *mirror.Mirror
+}
+
+// CompleteIntent implements intents.Store.
+func (s intentStore) CompleteIntent(ctx context.Context, projectID string, env billing.Environment, key, objectID string, record any) error {
+	if c, ok := record.(billing.Customer); ok {
+		return s.mirror.SaveCustomer(ctx, c, func(tx *store.Tx) error { return tx.CompleteIntent(key, objectID) })
+	}
+	return s.Store.CompleteIntent(ctx, projectID, env, key, objectID, record)
 }

@@ -81,7 +81,7 @@ func TestGetCustomerSubscription(t *testing.T) {
 			p.mustDeliver(t, customerEvent(t, "cus_ended", "ended@example.com"), "applied")
 			for _, st := range []string{"canceled", "incomplete", "incomplete_expired", "unpaid", "paused"} {
 				p.mustDeliver(t, stripetest.SubscriptionEvent(stripetest.SubscriptionEventOptions{
-					SubscriptionID: "sub_ended_" + st, CustomerID: "cus_ended", Status: st}), "applied")
+					SubscriptionID: "sub_ended_" + st, CustomerID: "cus_ended", Status: st, ProductID: "prod_many"}), "applied")
 			}
 			if got := p.currentSubscription(t, "ended@example.com"); got != nil {
 				t.Errorf("got %+v, want none", got)

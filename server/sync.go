@@ -18,9 +18,6 @@ type SyncJobs interface {
 	// Find returns the project's job; an unknown job or another project's
 	// is ENOTFOUND.
 	Find(ctx context.Context, projectID, id string) (*billing.SyncJob, error)
-	// AfterResync registers fn to be called after every resync this
-	// instance runs, so that what it wrote is seen at once.
-	AfterResync(fn func(ctx context.Context, projectID string, env billing.Environment))
 }
 
 // StartSync starts a resync of the authenticated project's mirror.

@@ -15,6 +15,7 @@ import (
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
+	"github.com/stackfordevs/billing/internal/stripemock"
 	"github.com/stackfordevs/billing/store"
 	"github.com/stackfordevs/billing/store/storetest"
 	"github.com/stackfordevs/billing/stripeadapter/stripetest"
@@ -186,6 +187,25 @@ func TestWebhookSignature(t *testing.T) {
 	})
 }
 
+// stripeProductName returns the name Stripe (stripe-mock) gives a product.
+func (e *testEnv) stripeProductName(t testing.TB, id string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.StripeURL+"/v1/products/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+stripemock.TestKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p struct {
+		Name string `json:"name"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || p.Name == "" {
+		t.Fatalf("product %s from stripe-mock: %v (name %q)", id, err, p.Name)
+	}
+	return p.Name
+}
+
 // seedJSON is the subscription answer of the seed, with the values of a
 // test filled in.
 func seedJSON(tenantID, id, priceID, status string, periodEnd int64, cancel bool, plan string) string {
@@ -212,19 +232,23 @@ func sameJSON(t testing.TB, got []byte, want string) {
 }
 
 func TestWebhookAPIVersions(t *testing.T) {
+	// The fixtures' periods ended long ago; periods that have not ended
+	// keep the service from re-reading the subscriptions from Stripe.
+	future := time.Now().Add(30 * 24 * time.Hour).Unix()
 	eachEnv(t, func(t *testing.T, e *testEnv) {
 		t.Run("2023-10-16", func(t *testing.T) {
 			p := e.newProject(t, "")
 			p.mustDeliver(t, stripetest.Event(t, "product.updated", nil), "applied")
 			p.mustDeliver(t, stripetest.Event(t, "price.created", nil), "applied")
 			p.mustDeliver(t, stripetest.Event(t, "customer.created", nil), "applied")
-			p.mustDeliver(t, stripetest.Event(t, "customer.subscription.updated.2023-10-16", nil), "applied")
+			p.mustDeliver(t, stripetest.Event(t, "customer.subscription.updated.2023-10-16", map[string]any{
+				"data.object.current_period_end": future}), "applied")
 			status, b := p.subscriptionStatus(t, "buyer@example.com")
 			if status != http.StatusOK {
 				t.Fatalf("got %d %s, want 200", status, b)
 			}
 			sameJSON(t, b, seedJSON(p.TenantID, "sub_1OkQlzLz8sXh3kVbq2Fq7mNd", "price_1OkQd1Lz8sXh3kVbPremium",
-				"active", 1710504000, true, "Premium"))
+				"active", future, true, "Premium"))
 		})
 		t.Run("2025-03-31", func(t *testing.T) {
 			p := e.newProject(t, "")
@@ -232,29 +256,30 @@ func TestWebhookAPIVersions(t *testing.T) {
 				"id": "evt_cus_2025", "data.object.id": "cus_S3ZpK8vXqA1bTm", "data.object.email": "Team@Example.de",
 				"api_version": stripetest.APIVersion2025,
 			}), "applied")
-			p.mustDeliver(t, stripetest.Event(t, "customer.subscription.updated.2025-03-31", nil), "applied")
+			p.mustDeliver(t, stripetest.Event(t, "customer.subscription.updated.2025-03-31", map[string]any{
+				"data.object.items.data.0.current_period_end": future - 9, "data.object.items.data.1.current_period_end": future}), "applied")
 			status, b := p.subscriptionStatus(t, "team@example.de")
 			if status != http.StatusOK {
 				t.Fatalf("got %d %s, want 200", status, b)
 			}
 			// The period ends with the last of the items' periods; the
-			// plan is the first item's price, named by its nickname while
-			// its product is unknown.
+			// plan is the first item's price, named by its product, which
+			// the service read from Stripe since no event brought it.
 			want := strings.TrimSuffix(seedJSON(p.TenantID, "sub_1R8xTcLz8sXh3kVb7Hk2pQrS", "price_1R8xS0Lz8sXh3kVbTeamEUR",
-				"trialing", 1746191999, false, "Team"), "}}") + fmt.Sprintf(`,"trialEnd":%q}}`, time.Unix(1744809590, 0).UTC().Format(time.RFC3339))
+				"trialing", future, false, e.stripeProductName(t, "prod_S3ZoTeamPlan01")), "}}") + fmt.Sprintf(`,"trialEnd":%q}}`, time.Unix(1744809590, 0).UTC().Format(time.RFC3339))
 			sameJSON(t, b, want)
 		})
 		t.Run("ExpandedCustomerAndProduct", func(t *testing.T) {
 			p := e.newProject(t, "")
 			p.mustDeliver(t, stripetest.Event(t, "customer.subscription.created.expanded", map[string]any{
-				"data.object.status": "active",
+				"data.object.status": "active", "data.object.items.data.0.current_period_end": future,
 			}), "applied")
 			status, b := p.subscriptionStatus(t, "ADA@example.com")
 			if status != http.StatusOK {
 				t.Fatalf("got %d %s, want 200", status, b)
 			}
 			sameJSON(t, b, seedJSON(p.TenantID, "sub_1R9aB0Lz8sXh3kVbExpSub01", "price_1R9aA0Lz8sXh3kVbBasic",
-				"active", 1753920000, false, "Basic plan"))
+				"active", future, false, "Basic plan"))
 		})
 		t.Run("GeneratedShapesAgree", func(t *testing.T) {
 			p := e.newProject(t, "")
@@ -279,18 +304,18 @@ func TestWebhookAPIVersions(t *testing.T) {
 	})
 }
 
-// failingStore is the real store whose ApplyEvent fails while down is set,
-// as when the database is unreachable.
+// failingStore is the real store whose mirror writes fail while down is
+// set, as when the database is unreachable.
 type failingStore struct {
 	*store.DB
 	down bool
 }
 
-func (s *failingStore) ApplyEvent(ctx context.Context, ev billing.WebhookEvent, change billing.MirrorChange) (store.ApplyResult, error) {
+func (s *failingStore) Apply(ctx context.Context, w store.Write) (store.Applied, error) {
 	if s.down {
-		return store.ApplyResult{}, fmt.Errorf("dial tcp 127.0.0.1:5432: connect: connection refused")
+		return store.Applied{}, fmt.Errorf("dial tcp 127.0.0.1:5432: connect: connection refused")
 	}
-	return s.DB.ApplyEvent(ctx, ev, change)
+	return s.DB.Apply(ctx, w)
 }
 
 func TestWebhookLedger(t *testing.T) {

@@ -71,52 +71,54 @@ func (db *DB) CreateCheckoutSession(ctx context.Context, s billing.CheckoutSessi
 	})
 }
 
-// createCheckoutSession records a session the service created in tx.
+// createCheckoutSession records in tx a session the service created: it
+// only fills what a stored row lacks.
 func (db *DB) createCheckoutSession(tx *gorm.DB, s billing.CheckoutSession) error {
-	_, err := db.upsertCheckoutSession(tx, s, sessionCreateSet, writeAlways)
+	up := db.checkoutSessionUpsert(s)
+	up.content = [][2]string{
+		{"user_id", "COALESCE(NULLIF(t.user_id, ''), excluded.user_id)"},
+		{"mode", "COALESCE(NULLIF(t.mode, ''), excluded.mode)"},
+		{"status", "COALESCE(NULLIF(t.status, ''), excluded.status)"},
+		{"payment_status", "COALESCE(NULLIF(t.payment_status, ''), excluded.payment_status)"},
+		{"customer_id", "COALESCE(NULLIF(t.customer_id, ''), excluded.customer_id)"},
+		{"customer_email", "COALESCE(NULLIF(t.customer_email, ''), excluded.customer_email)"},
+		{"subscription_id", "COALESCE(NULLIF(t.subscription_id, ''), excluded.subscription_id)"},
+		{"payment_intent_id", "COALESCE(NULLIF(t.payment_intent_id, ''), excluded.payment_intent_id)"},
+		{"amount_total", "CASE WHEN t.amount_total = 0 THEN excluded.amount_total ELSE t.amount_total END"},
+		{"currency", "COALESCE(NULLIF(t.currency, ''), excluded.currency)"},
+		{"url", "COALESCE(NULLIF(t.url, ''), excluded.url)"},
+		{"created", "CASE WHEN t.created = 0 THEN excluded.created ELSE t.created END"}}
+	err := tx.Exec(up.statement(writeAlways, `t.previous_status`), up.args...).Error
 	return translate(err, "Checkout session")
 }
 
-// sessionCreateSet is the update of a stored session by the service's own
-// record of it: it only fills what the stored row lacks.
-const sessionCreateSet = `user_id = COALESCE(NULLIF(t.user_id, ''), excluded.user_id),
-	mode = COALESCE(NULLIF(t.mode, ''), excluded.mode),
-	status = COALESCE(NULLIF(t.status, ''), excluded.status),
-	payment_status = COALESCE(NULLIF(t.payment_status, ''), excluded.payment_status),
-	customer_id = COALESCE(NULLIF(t.customer_id, ''), excluded.customer_id),
-	customer_email = COALESCE(NULLIF(t.customer_email, ''), excluded.customer_email),
-	subscription_id = COALESCE(NULLIF(t.subscription_id, ''), excluded.subscription_id),
-	payment_intent_id = COALESCE(NULLIF(t.payment_intent_id, ''), excluded.payment_intent_id),
-	amount_total = CASE WHEN t.amount_total = 0 THEN excluded.amount_total ELSE t.amount_total END,
-	currency = COALESCE(NULLIF(t.currency, ''), excluded.currency),
-	url = COALESCE(NULLIF(t.url, ''), excluded.url),
-	created = CASE WHEN t.created = 0 THEN excluded.created ELSE t.created END`
+var checkoutSessionTable = statusTable(billing.KindCheckoutSession, "checkout_sessions")
 
-// sessionMirrorSet is the update of a stored session by a newer Stripe
-// object: the status fields are replaced, the others filled when known.
-const sessionMirrorSet = `status = excluded.status, payment_status = excluded.payment_status,
-	user_id = COALESCE(NULLIF(excluded.user_id, ''), t.user_id),
-	mode = COALESCE(NULLIF(excluded.mode, ''), t.mode),
-	customer_id = COALESCE(NULLIF(excluded.customer_id, ''), t.customer_id),
-	customer_email = COALESCE(NULLIF(excluded.customer_email, ''), t.customer_email),
-	subscription_id = COALESCE(NULLIF(excluded.subscription_id, ''), t.subscription_id),
-	payment_intent_id = COALESCE(NULLIF(excluded.payment_intent_id, ''), t.payment_intent_id),
-	amount_total = CASE WHEN excluded.amount_total <> 0 THEN excluded.amount_total ELSE t.amount_total END,
-	currency = COALESCE(NULLIF(excluded.currency, ''), t.currency),
-	url = COALESCE(NULLIF(excluded.url, ''), t.url),
-	created = CASE WHEN t.created = 0 THEN excluded.created ELSE t.created END,
-	event_at = excluded.event_at, updated_at = excluded.updated_at`
-
-// upsertCheckoutSession inserts s or updates the stored row with set (in
-// which the stored row is "t").
-func (db *DB) upsertCheckoutSession(tx *gorm.DB, s billing.CheckoutSession, set string, mode writeMode) (int64, error) {
+// checkoutSessionUpsert writes s as read from Stripe (or sent in an event):
+// the status fields are replaced, the others filled when known.
+func (db *DB) checkoutSessionUpsert(s billing.CheckoutSession) upsert {
 	now := db.nowMicros()
-	return rowsAffected(tx.Exec(`INSERT INTO checkout_sessions AS t (`+checkoutSessionColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (project_id, environment, id) DO UPDATE SET `+set+mode.condition("t"),
-		s.ProjectID, string(s.Environment), s.ID, s.UserID, s.Mode, s.Status, s.PaymentStatus,
-		s.CustomerID, s.CustomerEmail, s.SubscriptionID, s.PaymentIntentID, s.AmountTotal, s.Currency, s.URL,
-		micros(s.Created), eventMicros(s.EventAt), now, now))
+	return upsert{
+		insert: `INSERT INTO checkout_sessions AS t (` + checkoutSessionColumns + `, last_change, previous_status)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'created', '')`,
+		content: [][2]string{
+			{"status", "excluded.status"}, {"payment_status", "excluded.payment_status"},
+			{"user_id", "COALESCE(NULLIF(excluded.user_id, ''), t.user_id)"},
+			{"mode", "COALESCE(NULLIF(excluded.mode, ''), t.mode)"},
+			{"customer_id", "COALESCE(NULLIF(excluded.customer_id, ''), t.customer_id)"},
+			{"customer_email", "COALESCE(NULLIF(excluded.customer_email, ''), t.customer_email)"},
+			{"subscription_id", "COALESCE(NULLIF(excluded.subscription_id, ''), t.subscription_id)"},
+			{"payment_intent_id", "COALESCE(NULLIF(excluded.payment_intent_id, ''), t.payment_intent_id)"},
+			{"amount_total", "CASE WHEN excluded.amount_total <> 0 THEN excluded.amount_total ELSE t.amount_total END"},
+			{"currency", "COALESCE(NULLIF(excluded.currency, ''), t.currency)"},
+			{"url", "COALESCE(NULLIF(excluded.url, ''), t.url)"},
+			{"created", "CASE WHEN t.created = 0 THEN excluded.created ELSE t.created END"}},
+		other:  `event_at = excluded.event_at, updated_at = excluded.updated_at`,
+		change: updatedIf,
+		args: []any{s.ProjectID, string(s.Environment), s.ID, s.UserID, s.Mode, s.Status, s.PaymentStatus,
+			s.CustomerID, s.CustomerEmail, s.SubscriptionID, s.PaymentIntentID, s.AmountTotal, s.Currency, s.URL,
+			micros(s.Created), eventMicros(s.EventAt), now, now},
+	}
 }
 
 // FindCheckoutSession returns a session of a project and environment, or
@@ -131,35 +133,10 @@ func (db *DB) FindCheckoutSession(ctx context.Context, projectID string, env bil
 	return row.session(), nil
 }
 
-// UpdateCheckoutSession replaces the status fields of a stored session
-// (status, payment status, amount, currency; customer, customer email,
-// subscription and payment intent when s has them) with a fresh read from
-// Stripe. When the session then has a buyer and a customer, the customer
-// is given to that buyer if it has no owner. It returns ENOTFOUND when the
-// session is unknown.
-func (db *DB) UpdateCheckoutSession(ctx context.Context, s billing.CheckoutSession) error {
-	return db.transact(ctx, func(tx *gorm.DB) error {
-		res := tx.Exec(`UPDATE checkout_sessions SET status = ?, payment_status = ?,
-				customer_id = COALESCE(NULLIF(?, ''), customer_id),
-				customer_email = COALESCE(NULLIF(?, ''), customer_email),
-				subscription_id = COALESCE(NULLIF(?, ''), subscription_id),
-				payment_intent_id = COALESCE(NULLIF(?, ''), payment_intent_id),
-				amount_total = ?, currency = COALESCE(NULLIF(?, ''), currency), updated_at = ?
-			WHERE project_id = ? AND environment = ? AND id = ?`,
-			s.Status, s.PaymentStatus, s.CustomerID, s.CustomerEmail, s.SubscriptionID, s.PaymentIntentID,
-			s.AmountTotal, s.Currency, db.nowMicros(), s.ProjectID, string(s.Environment), s.ID)
-		if res.Error != nil {
-			return translate(res.Error, "Checkout session")
-		} else if res.RowsAffected == 0 {
-			return notFound("Checkout session")
-		}
-		return db.claimSessionCustomer(tx, s)
-	})
-}
-
 // claimSessionCustomer gives the customer of a session to the session's
-// buyer, taking what s lacks from the stored session.
-func (db *DB) claimSessionCustomer(tx *gorm.DB, s billing.CheckoutSession) error {
+// buyer when the customer has no owner yet, taking what s lacks from the
+// stored session.
+func (db *DB) claimSessionCustomer(tx *gorm.DB, s billing.CheckoutSession, res *Applied) error {
 	var row checkoutSessionRow
 	err := tx.Raw(`SELECT user_id, customer_id FROM checkout_sessions
 		WHERE project_id = ? AND environment = ? AND id = ?`,
@@ -174,7 +151,11 @@ func (db *DB) claimSessionCustomer(tx *gorm.DB, s billing.CheckoutSession) error
 	if customerID == "" {
 		customerID = row.CustomerID
 	}
-	return db.claimCustomer(tx, s.ProjectID, s.Environment, customerID, userID)
+	if customerID == "" || userID == "" {
+		return nil
+	}
+	return db.writeRow(tx, res, writeMerge, objectKey{projectID: s.ProjectID, env: s.Environment, id: customerID},
+		customerTable, db.claimUpsert(s.ProjectID, s.Environment, customerID, userID))
 }
 
 type paymentIntentRow struct {

@@ -83,26 +83,27 @@ func validScope(projectID string, env billing.Environment) error {
 }
 
 // UpsertCustomer records a customer as the service created or updated it,
-// overwriting what is stored. A UserID set earlier is kept when c has none,
-// and the stored EventAt never moves back. It returns ENOTFOUND when the
-// project does not exist.
+// overwriting what is stored: Apply of a FromService write. A UserID set
+// earlier is kept when c has none, and the stored EventAt never moves back.
+// It returns ENOTFOUND when the project does not exist.
 func (db *DB) UpsertCustomer(ctx context.Context, c billing.Customer) error {
-	if err := validScope(c.ProjectID, c.Environment); err != nil {
-		return err
-	} else if c.ID == "" {
+	if c.ID == "" {
 		return billing.FieldErrorf("id", "A customer needs an ID.")
 	}
-	return db.transact(ctx, func(tx *gorm.DB) error {
-		_, err := db.upsertCustomer(tx, c, writeAlways)
-		return translate(err, "Customer")
-	})
+	_, err := db.Apply(ctx, Write{ProjectID: c.ProjectID, Environment: c.Environment, Origin: FromService,
+		Change: billing.MirrorChange{Customers: []billing.Customer{c}}})
+	return err
 }
 
 // FindCustomer returns a customer of a project and environment, or
 // ENOTFOUND when it is unknown or deleted.
 func (db *DB) FindCustomer(ctx context.Context, projectID string, env billing.Environment, id string) (*billing.Customer, error) {
+	return findCustomer(db.reader(ctx), projectID, env, id)
+}
+
+func findCustomer(q *gorm.DB, projectID string, env billing.Environment, id string) (*billing.Customer, error) {
 	var row customerRow
-	err := scanOne(db.reader(ctx).Raw(`SELECT `+customerColumns+` FROM customers
+	err := scanOne(q.Raw(`SELECT `+customerColumns+` FROM customers
 		WHERE project_id = ? AND environment = ? AND id = ? AND deleted = FALSE AND stub = FALSE`,
 		projectID, string(env), id), &row, "Customer")
 	if err != nil {
@@ -166,22 +167,6 @@ func (db *DB) ListCustomers(ctx context.Context, f billing.CustomerFilter) ([]bi
 	return out, hasMore, nil
 }
 
-// DeleteCustomer marks a customer deleted. Deleting a deleted customer
-// again is not an error; an unknown one is ENOTFOUND.
-func (db *DB) DeleteCustomer(ctx context.Context, projectID string, env billing.Environment, id string) error {
-	return db.transact(ctx, func(tx *gorm.DB) error {
-		res := tx.Exec(`UPDATE customers SET deleted = TRUE, updated_at = ?
-			WHERE project_id = ? AND environment = ? AND id = ? AND stub = FALSE`,
-			db.nowMicros(), projectID, string(env), id)
-		if res.Error != nil {
-			return translate(res.Error, "Customer")
-		} else if res.RowsAffected == 0 {
-			return notFound("Customer")
-		}
-		return nil
-	})
-}
-
 // writeMode says when an upsert replaces a stored mirror row.
 type writeMode int
 
@@ -194,6 +179,10 @@ const (
 	// writeNotOlder replaces a row with a newer or equally new one: a
 	// fresh read from Stripe, which wins ties.
 	writeNotOlder
+	// writeMerge fills a row with what a related object says of it (a
+	// checkout session of its customer); its statement decides alone
+	// what it changes.
+	writeMerge
 )
 
 // condition returns the WHERE clause of an upsert into table.
@@ -207,72 +196,89 @@ func (m writeMode) condition(table string) string {
 	return ``
 }
 
-// upsertCustomer writes c under mode. A deleted customer only marks the
-// stored row deleted (or inserts a deleted row, so that older events cannot
-// bring it back).
-func (db *DB) upsertCustomer(tx *gorm.DB, c billing.Customer, mode writeMode) (int64, error) {
-	metadata, err := encodeMetadata(c.Metadata)
-	if err != nil {
-		return 0, err
-	}
-	now := db.nowMicros()
-	created := micros(c.Created)
-	if created == 0 {
-		created = now
-	}
-	set := `event_at = excluded.event_at, updated_at = excluded.updated_at, `
-	if mode == writeAlways {
-		set = `event_at = CASE WHEN excluded.event_at > customers.event_at
-				THEN excluded.event_at ELSE customers.event_at END,
-			updated_at = excluded.updated_at, `
-	}
-	if c.Deleted {
-		set += `deleted = TRUE`
-	} else {
-		set += `email = excluded.email, email_lower = excluded.email_lower, name = excluded.name,
-			description = excluded.description, phone = excluded.phone, metadata = excluded.metadata,
-			user_id = COALESCE(NULLIF(excluded.user_id, ''), customers.user_id),
-			deleted = FALSE, stub = FALSE, created = excluded.created`
-	}
-	return rowsAffected(tx.Exec(`INSERT INTO customers (project_id, environment, id, email, email_lower, name,
-			description, phone, metadata, user_id, deleted, stub, created, event_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?)
-		ON CONFLICT (project_id, environment, id) DO UPDATE SET `+set+mode.condition("customers"),
-		c.ProjectID, string(c.Environment), c.ID, c.Email, billing.NormalizeEmail(c.Email), c.Name,
-		c.Description, c.Phone, metadata, c.UserID, c.Deleted, created, eventMicros(c.EventAt), now, now))
+var customerTable = mirrorTable{kind: billing.KindCustomer, name: "customers", previous: `''`,
+	report: `last_change, previous_status, '' AS status, id AS customer_id`}
+
+// customerInsert is the INSERT of every customer statement; its VALUES
+// are the table's columns in order.
+const customerInsert = `INSERT INTO customers AS t (project_id, environment, id, email, email_lower, name,
+		description, phone, metadata, user_id, deleted, stub, created, event_at, created_at, updated_at,
+		last_change, previous_status)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')`
+
+// createdUnlessStub is the change of an update that makes a customer
+// visible: created when the stored row was a stub (see claimUpsert).
+func createdUnlessStub(differs string) string {
+	return `CASE WHEN t.stub THEN ` + lastCreated + ` WHEN ` + differs + ` THEN ` + lastUpdated + ` ELSE ` + lastUnchanged + ` END`
 }
 
-// claimCustomer gives a customer to a buyer when it has none yet. When the
+// customerUpsert writes c under mode. A deleted customer only marks the
+// stored row deleted (or inserts a deleted row, so that older events cannot
+// bring it back).
+func (db *DB) customerUpsert(c billing.Customer, mode writeMode) upsert {
+	metadata, err := encodeMetadata(c.Metadata)
+	if err != nil {
+		return upsert{err: err}
+	}
+	now := db.nowMicros()
+	created, setCreated := micros(c.Created), `excluded.created`
+	if created == 0 {
+		// Unknown: a new row is created now, a stored one keeps its time.
+		created, setCreated = now, `t.created`
+	}
+	other := `event_at = excluded.event_at, updated_at = excluded.updated_at`
+	if mode == writeAlways {
+		other = `event_at = CASE WHEN excluded.event_at > t.event_at THEN excluded.event_at ELSE t.event_at END,
+			updated_at = excluded.updated_at`
+	}
+	up := upsert{insert: customerInsert, other: other, args: []any{
+		c.ProjectID, string(c.Environment), c.ID, c.Email, billing.NormalizeEmail(c.Email), c.Name,
+		c.Description, c.Phone, metadata, c.UserID, c.Deleted, false, created, eventMicros(c.EventAt), now, now,
+		firstKnown(c.Deleted)}}
+	if c.Deleted {
+		up.content = [][2]string{{"deleted", "TRUE"}}
+		up.change = func(string) string {
+			return `CASE WHEN t.stub OR t.deleted THEN ` + lastUnchanged + ` ELSE ` + lastDeleted + ` END`
+		}
+		return up
+	}
+	up.content = [][2]string{{"email", "excluded.email"}, {"email_lower", "excluded.email_lower"}, {"name", "excluded.name"},
+		{"description", "excluded.description"}, {"phone", "excluded.phone"}, {"metadata", "excluded.metadata"},
+		{"user_id", "COALESCE(NULLIF(excluded.user_id, ''), t.user_id)"}, {"deleted", "FALSE"}, {"stub", "FALSE"},
+		{"created", "CASE WHEN t.stub THEN excluded.created ELSE " + setCreated + " END"}}
+	up.change = createdUnlessStub
+	return up
+}
+
+// claimUpsert gives a customer to a buyer when it has none yet. When the
 // customer is not mirrored yet, it stores a stub (invisible to finds and
 // lists, older than any event) that carries the owner until the customer
 // itself is written.
-func (db *DB) claimCustomer(tx *gorm.DB, projectID string, env billing.Environment, customerID, userID string) error {
-	if customerID == "" || userID == "" {
-		return nil
-	}
+func (db *DB) claimUpsert(projectID string, env billing.Environment, customerID, userID string) upsert {
 	now := db.nowMicros()
-	return tx.Exec(`INSERT INTO customers (project_id, environment, id, email, email_lower, name,
-			description, phone, metadata, user_id, deleted, stub, created, event_at, created_at, updated_at)
-		VALUES (?, ?, ?, '', '', '', '', '', '{}', ?, FALSE, TRUE, 0, 0, ?, ?)
-		ON CONFLICT (project_id, environment, id) DO UPDATE SET
-			user_id = excluded.user_id, updated_at = excluded.updated_at
-		WHERE customers.user_id = ''`,
-		projectID, string(env), customerID, userID, now, now).Error
+	return upsert{insert: customerInsert,
+		content: [][2]string{{"user_id", "excluded.user_id"}},
+		other:   `updated_at = excluded.updated_at`,
+		change:  updatedIf,
+		where:   ` WHERE t.user_id = ''`,
+		args:    []any{projectID, string(env), customerID, "", "", "", "", "", "{}", userID, false, true, 0, 0, now, now, ""}}
 }
 
-// mergeSessionCustomer records what a checkout session says of its customer:
-// the email and the owner fill the stored customer's empty ones, nothing else
-// changes. An unknown customer is stored, visible, with the event time 0, so
-// that the customer's own events replace it whatever their order.
-func (db *DB) mergeSessionCustomer(tx *gorm.DB, c billing.Customer) (int64, error) {
+// sessionCustomerUpsert records what a checkout session says of its
+// customer: the email and the owner fill the stored customer's empty ones,
+// nothing else changes. An unknown customer is stored, visible, with the
+// event time 0, so that the customer's own events replace it whatever their
+// order.
+func (db *DB) sessionCustomerUpsert(c billing.Customer) upsert {
 	now := db.nowMicros()
-	return rowsAffected(tx.Exec(`INSERT INTO customers (project_id, environment, id, email, email_lower, name,
-			description, phone, metadata, user_id, deleted, stub, created, event_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, '', '', '', '{}', ?, FALSE, FALSE, ?, 0, ?, ?)
-		ON CONFLICT (project_id, environment, id) DO UPDATE SET
-			email = CASE WHEN customers.email_lower = '' THEN excluded.email ELSE customers.email END,
-			email_lower = CASE WHEN customers.email_lower = '' THEN excluded.email_lower ELSE customers.email_lower END,
-			user_id = COALESCE(NULLIF(customers.user_id, ''), excluded.user_id),
-			stub = FALSE, updated_at = excluded.updated_at`,
-		c.ProjectID, string(c.Environment), c.ID, c.Email, billing.NormalizeEmail(c.Email), c.UserID, now, now, now))
+	return upsert{insert: customerInsert,
+		content: [][2]string{
+			{"email", "CASE WHEN t.email_lower = '' THEN excluded.email ELSE t.email END"},
+			{"email_lower", "CASE WHEN t.email_lower = '' THEN excluded.email_lower ELSE t.email_lower END"},
+			{"user_id", "COALESCE(NULLIF(t.user_id, ''), excluded.user_id)"},
+			{"stub", "FALSE"}},
+		other:  `updated_at = excluded.updated_at`,
+		change: createdUnlessStub,
+		args: []any{c.ProjectID, string(c.Environment), c.ID, c.Email, billing.NormalizeEmail(c.Email), "", "", "", "{}",
+			c.UserID, false, false, now, 0, now, now, "created"}}
 }

@@ -76,10 +76,11 @@ func (db *DB) BeginIntent(ctx context.Context, in billing.Intent) (billing.Inten
 
 // CompleteIntent marks an intent completed with the id of the Stripe object
 // its call created and, in the same transaction, records that object:
-// record is a billing.Customer, billing.CheckoutSession or
-// billing.PaymentIntent, written as UpsertCustomer, CreateCheckoutSession
-// or CreatePaymentIntent would, or nil for none. It returns ENOTFOUND for
-// an unknown intent and EINVALID for a record of another type.
+// record is a billing.Customer (written to the mirror as UpsertCustomer
+// would), a billing.CheckoutSession or billing.PaymentIntent (written as
+// CreateCheckoutSession or CreatePaymentIntent would), or nil for none. It
+// returns ENOTFOUND for an unknown intent and EINVALID for a record of
+// another type.
 func (db *DB) CompleteIntent(ctx context.Context, projectID string, env billing.Environment, key, objectID string, record any) error {
 	var write func(tx *gorm.DB) error
 	switch r := record.(type) {
@@ -88,10 +89,10 @@ func (db *DB) CompleteIntent(ctx context.Context, projectID string, env billing.
 		if err := validScope(r.ProjectID, r.Environment); err != nil || r.ID == "" {
 			return billing.Errorf(billing.EINVALID, "A customer record needs a project, an environment and an ID.")
 		}
-		write = func(tx *gorm.DB) error {
-			_, err := db.upsertCustomer(tx, r, writeAlways)
-			return translate(err, "Customer")
-		}
+		_, err := db.Apply(ctx, Write{ProjectID: r.ProjectID, Environment: r.Environment, Origin: FromService,
+			Change: billing.MirrorChange{Customers: []billing.Customer{r}},
+			InTx: func(tx *Tx, _ []billing.ObjectChange) error { return tx.CompleteIntent(key, objectID) }})
+		return err
 	case billing.CheckoutSession:
 		write = func(tx *gorm.DB) error { return db.createCheckoutSession(tx, r) }
 	case billing.PaymentIntent:
@@ -105,17 +106,28 @@ func (db *DB) CompleteIntent(ctx context.Context, projectID string, env billing.
 				return err
 			}
 		}
-		res := tx.Exec(`UPDATE create_intents SET state = ?, object_id = ?, updated_at = ?
-			WHERE idempotency_key = ? AND project_id = ? AND environment = ?`,
-			billing.IntentCompleted, objectID, db.nowMicros(), key, projectID, string(env))
-		if res.Error != nil {
-			return translate(res.Error, "Intent")
-		}
-		if res.RowsAffected == 0 {
-			return notFound("Intent")
-		}
-		return nil
+		return db.completeIntent(tx, projectID, env, key, objectID)
 	})
+}
+
+// CompleteIntent marks the intent of the write's project and environment
+// with key completed with the id of the object its Stripe call created, in
+// the write's transaction: the object and the completion commit together.
+// It returns ENOTFOUND for an unknown intent.
+func (t *Tx) CompleteIntent(key, objectID string) error {
+	return t.db.completeIntent(t.tx, t.ProjectID, t.Environment, key, objectID)
+}
+
+func (db *DB) completeIntent(tx *gorm.DB, projectID string, env billing.Environment, key, objectID string) error {
+	res := tx.Exec(`UPDATE create_intents SET state = ?, object_id = ?, updated_at = ?
+		WHERE idempotency_key = ? AND project_id = ? AND environment = ?`,
+		billing.IntentCompleted, objectID, db.nowMicros(), key, projectID, string(env))
+	if res.Error != nil {
+		return translate(res.Error, "Intent")
+	} else if res.RowsAffected == 0 {
+		return notFound("Intent")
+	}
+	return nil
 }
 
 // AbandonIntent deletes a pending intent whose Stripe call certainly created

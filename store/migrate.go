@@ -281,6 +281,30 @@ var migrations = []migration{{
 		`CREATE INDEX create_intents_state ON create_intents (state, created_at)`,
 		`CREATE INDEX create_intents_user ON create_intents (user_id, project_id, environment, operation)`,
 	},
+}, {
+	version: 7,
+	name:    "subscriptions: period start, cancellation times; lookups by owner; what the last write changed",
+	statements: []string{
+		`ALTER TABLE subscriptions ADD COLUMN current_period_start BIGINT NOT NULL DEFAULT 0`,
+		`ALTER TABLE subscriptions ADD COLUMN cancel_at BIGINT NOT NULL DEFAULT 0`,
+		`ALTER TABLE subscriptions ADD COLUMN canceled_at BIGINT NOT NULL DEFAULT 0`,
+		`ALTER TABLE subscriptions ADD COLUMN ended_at BIGINT NOT NULL DEFAULT 0`,
+		`CREATE INDEX subscriptions_user ON subscriptions (user_id, project_id, environment)`,
+		`CREATE INDEX customers_user ON customers (user_id, project_id, environment)`,
+		// What the last write did to a row ('created', 'updated', 'deleted'
+		// or '' for nothing) and the status before it, set by the write's
+		// own statement so that it can report the change exactly.
+		`ALTER TABLE subscriptions ADD COLUMN last_change TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE subscriptions ADD COLUMN previous_status TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE customers ADD COLUMN last_change TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE customers ADD COLUMN previous_status TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE checkout_sessions ADD COLUMN last_change TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE checkout_sessions ADD COLUMN previous_status TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE products ADD COLUMN last_change TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE products ADD COLUMN previous_status TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE prices ADD COLUMN last_change TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE prices ADD COLUMN previous_status TEXT NOT NULL DEFAULT ''`,
+	},
 }}
 
 // migrateLock is the PostgreSQL advisory lock key that serialises

@@ -68,6 +68,7 @@ type DB struct {
 	postgres bool
 	sealer   Sealer
 	now      func() time.Time
+	stmts    stmtCache
 }
 
 // Open connects to the database named by dsn: "" is the SQLite file

@@ -59,8 +59,6 @@ type Config struct {
 	ListRateLimit float64
 	// Logger receives stripe-go's error logs (default slog.Default()).
 	Logger *slog.Logger
-	// Now is the clock (default time.Now).
-	Now func() time.Time
 	// Observe, when set, is told of every HTTP request made to Stripe
 	// (retries included): the operation ("POST /v1/customers/{id}"), its
 	// duration, and the HTTP status (0 when the request failed outright).
@@ -70,7 +68,6 @@ type Config struct {
 // Adapter builds and caches Stripe clients. It is safe for concurrent use.
 type Adapter struct {
 	baseURL     string
-	now         func() time.Time
 	callTimeout time.Duration
 	backends    *stripe.Backends
 	listRate    rate.Limit
@@ -111,9 +108,6 @@ func New(cfg Config) *Adapter {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 
 	listRate := rate.Inf
 	if cfg.ListRateLimit > 0 {
@@ -142,7 +136,6 @@ func New(cfg Config) *Adapter {
 
 	return &Adapter{
 		baseURL:     cfg.BaseURL,
-		now:         cfg.Now,
 		callTimeout: cfg.CallTimeout,
 		backends: &stripe.Backends{
 			API:     backend(stripe.APIBackend),
@@ -201,7 +194,6 @@ func (a *Adapter) Client(projectID string, env billing.Environment, secretKey st
 		api:         stripeclient.New(secretKey, a.backends),
 		projectID:   projectID,
 		env:         env,
-		now:         a.now,
 		callTimeout: a.callTimeout,
 		lists:       &limitedBackend{Backend: a.backends.API, limit: rate.NewLimiter(a.listRate, 1)},
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -42,7 +43,6 @@ type Client struct {
 	api       *stripeclient.API
 	projectID string
 	env       billing.Environment
-	now       func() time.Time
 	// callTimeout bounds one call, stripe-go's retries included.
 	callTimeout time.Duration
 	// lists sends list requests through the project's list rate limiter.
@@ -94,7 +94,7 @@ func (c *Client) CreateCheckoutSession(ctx context.Context, p billing.CheckoutSe
 	if err != nil {
 		return nil, translateError(err)
 	}
-	return decodeResponse(&s.APIResource, c.projectID, c.env, c.now(), decodeCheckoutSession)
+	return decodeResponse(&s.APIResource, c.projectID, c.env, decodeCheckoutSession)
 }
 
 // GetCheckoutSession returns a Checkout Session. Its customer, subscription
@@ -111,7 +111,7 @@ func (c *Client) GetCheckoutSession(ctx context.Context, id string) (*billing.Ch
 	if err != nil {
 		return nil, translateError(err)
 	}
-	return decodeResponse(&s.APIResource, c.projectID, c.env, c.now(), decodeCheckoutSession)
+	return decodeResponse(&s.APIResource, c.projectID, c.env, decodeCheckoutSession)
 }
 
 // CreatePaymentIntent creates a PaymentIntent with automatic payment methods
@@ -210,7 +210,7 @@ func (c *Client) CreateCustomer(ctx context.Context, p billing.CustomerParams, i
 	if err != nil {
 		return nil, translateError(err)
 	}
-	return decodeResponse(&cus.APIResource, c.projectID, c.env, c.now(), decodeCustomer)
+	return decodeResponse(&cus.APIResource, c.projectID, c.env, decodeCustomer)
 }
 
 // GetPaymentIntent returns a payment intent with its client secret. An
@@ -247,7 +247,7 @@ func (c *Client) GetCustomer(ctx context.Context, id string) (*billing.Customer,
 	if err != nil {
 		return nil, translateError(err)
 	}
-	return decodeResponse(&cus.APIResource, c.projectID, c.env, c.now(), decodeCustomer)
+	return decodeResponse(&cus.APIResource, c.projectID, c.env, decodeCustomer)
 }
 
 // UpdateCustomer changes the non-nil fields of p; metadata keys are merged
@@ -266,24 +266,54 @@ func (c *Client) UpdateCustomer(ctx context.Context, id string, p billing.Custom
 	if err != nil {
 		return nil, translateError(err)
 	}
-	return decodeResponse(&cus.APIResource, c.projectID, c.env, c.now(), decodeCustomer)
+	return decodeResponse(&cus.APIResource, c.projectID, c.env, decodeCustomer)
 }
 
 // DeleteCustomer deletes a customer, which also cancels its subscriptions.
-func (c *Client) DeleteCustomer(ctx context.Context, id string) error {
+// It returns the customer as Stripe answers the deletion: Deleted set, and
+// EventAt Stripe's time of the answer.
+func (c *Client) DeleteCustomer(ctx context.Context, id string) (*billing.Customer, error) {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
 	if id == "" {
-		return billing.Errorf(billing.ENOTFOUND, "Customer not found.")
+		return nil, billing.Errorf(billing.ENOTFOUND, "Customer not found.")
 	}
 	params := &stripe.CustomerParams{}
 	params.Context = ctx
-	_, err := c.api.Customers.Del(id, params)
-	return translateError(err)
+	cus, err := c.api.Customers.Del(id, params)
+	if err != nil {
+		return nil, translateError(err)
+	}
+	out, err := decodeResponse(&cus.APIResource, c.projectID, c.env, decodeCustomer)
+	if err != nil {
+		return nil, err
+	}
+	out.Deleted = true
+	return out, nil
+}
+
+// GetProduct reads a product from Stripe (for a plan name the mirror
+// lacks). A deleted product is returned with Deleted set; an unknown id is
+// ENOTFOUND.
+func (c *Client) GetProduct(ctx context.Context, id string) (*billing.Product, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	if id == "" {
+		return nil, billing.Errorf(billing.ENOTFOUND, "Product not found.")
+	}
+	params := &stripe.ProductParams{}
+	params.Context = ctx
+	p, err := c.api.Products.Get(id, params)
+	if err != nil {
+		return nil, translateError(err)
+	}
+	return decodeResponse(&p.APIResource, c.projectID, c.env, decodeProduct)
 }
 
 // GetSubscription reads a subscription from Stripe, mapped as a webhook event
-// would map it, with EventAt set to now.
+// would map it. Like every object this Client returns, its EventAt is
+// Stripe's time of the answer (its Date header), or, when Stripe sent none,
+// the latest of the object's own timestamps: never the local clock.
 func (c *Client) GetSubscription(ctx context.Context, id string) (*billing.Subscription, error) {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
@@ -296,7 +326,7 @@ func (c *Client) GetSubscription(ctx context.Context, id string) (*billing.Subsc
 	if err != nil {
 		return nil, translateError(err)
 	}
-	return decodeResponse(&s.APIResource, c.projectID, c.env, c.now(), decodeSubscription)
+	return decodeResponse(&s.APIResource, c.projectID, c.env, decodeSubscription)
 }
 
 // ListCustomers calls fn with every customer of the account, walking all
@@ -350,9 +380,9 @@ func (c *Client) listParams(ctx context.Context, p *stripe.ListParams) {
 }
 
 // visitor adapts a list callback to the raw objects walk yields.
-func visitor[T any](c *Client, decode decoder[T], fn func(T) error) func(json.RawMessage) error {
-	return func(raw json.RawMessage) error {
-		v, err := decode(raw, c.projectID, c.env, c.now())
+func visitor[T any](c *Client, decode decoder[T], fn func(T) error) func(json.RawMessage, time.Time) error {
+	return func(raw json.RawMessage, at time.Time) error {
+		v, err := decode(raw, c.projectID, c.env, at)
 		if errors.Is(err, errForeign) {
 			return nil // another project's object in a shared account
 		} else if err != nil {
@@ -363,12 +393,13 @@ func visitor[T any](c *Client, decode decoder[T], fn func(T) error) func(json.Ra
 }
 
 // walk visits the raw JSON of every object an iterator yields, reading each
-// page's objects from the page's body. It returns visit's errors as they
-// are and translates the iterator's.
-func walk(it *stripe.Iter, page func() *stripe.APIResponse, id func() string, visit func(json.RawMessage) error) error {
+// page's objects from the page's body, with the Stripe time of the page. It
+// returns visit's errors as they are and translates the iterator's.
+func walk(it *stripe.Iter, page func() *stripe.APIResponse, id func() string, visit func(json.RawMessage, time.Time) error) error {
 	var (
 		cur  *stripe.APIResponse
 		byID map[string]json.RawMessage
+		at   time.Time
 	)
 	for it.Next() {
 		if resp := page(); resp != cur || byID == nil {
@@ -377,12 +408,13 @@ func walk(it *stripe.Iter, page func() *stripe.APIResponse, id func() string, vi
 			if byID, err = indexPage(resp); err != nil {
 				return err
 			}
+			at = stripeTime(resp)
 		}
 		raw, ok := byID[id()]
 		if !ok {
 			return billing.Errorf(billing.ESTRIPE, "Stripe returned an unreadable list.")
 		}
-		if err := visit(raw); err != nil {
+		if err := visit(raw, at); err != nil {
 			return err
 		}
 	}
@@ -415,18 +447,35 @@ func indexPage(resp *stripe.APIResponse) (map[string]json.RawMessage, error) {
 // decoder maps a Stripe object's JSON into a domain type.
 type decoder[T any] func(b []byte, projectID string, env billing.Environment, at time.Time) (T, error)
 
-// decodeResponse maps the raw body of a Stripe response.
-func decodeResponse[T any](r *stripe.APIResource, projectID string, env billing.Environment, at time.Time, decode decoder[T]) (*T, error) {
+// decodeResponse maps the raw body of a Stripe response, stamped with the
+// response's Stripe time.
+func decodeResponse[T any](r *stripe.APIResource, projectID string, env billing.Environment, decode decoder[T]) (*T, error) {
 	if r.LastResponse == nil {
 		return nil, billing.Errorf(billing.ESTRIPE, "Stripe returned an unreadable object.")
 	}
-	v, err := decode(r.LastResponse.RawJSON, projectID, env, at)
+	v, err := decode(r.LastResponse.RawJSON, projectID, env, stripeTime(r.LastResponse))
 	if errors.Is(err, errForeign) {
 		return nil, billing.Errorf(billing.ENOTFOUND, "No such object for this project.")
 	} else if err != nil {
 		return nil, billing.Errorf(billing.ESTRIPE, "Stripe returned an unreadable object.")
 	}
 	return &v, nil
+}
+
+// stripeTime returns the time at which Stripe answered, from the response's
+// Date header (whole seconds, Stripe's clock), or the zero time when there
+// is none. Objects read from Stripe are ordered against webhook events by
+// it: both are Stripe's time, so a local clock ahead of Stripe's cannot make
+// a read hide a genuine event.
+func stripeTime(resp *stripe.APIResponse) time.Time {
+	if resp == nil || resp.Header == nil {
+		return time.Time{}
+	}
+	t, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }
 
 // limitedBackend waits for a rate limiter before each request.

@@ -23,8 +23,11 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func TestClient_StripeMock(t *testing.T) {
 	t.Parallel()
 	base := stripemock.Start(t)
-	now := time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
-	a := stripeadapter.New(stripeadapter.Config{BaseURL: base, Logger: quietLogger(), Now: func() time.Time { return now }})
+	a := stripeadapter.New(stripeadapter.Config{BaseURL: base, Logger: quietLogger()})
+	// Objects are stamped with stripe-mock's clock (its Date header), which
+	// is this machine's, to the second.
+	start := time.Now().Add(-time.Second)
+	stamped := func(at time.Time) bool { return !at.Before(start) && !at.After(time.Now().Add(time.Second)) }
 	c := a.Client("prj_mock", billing.EnvTest, stripemock.TestKey)
 	ctx := context.Background()
 
@@ -57,7 +60,7 @@ func TestClient_StripeMock(t *testing.T) {
 				if err != nil {
 					t.Fatalf("CreateCheckoutSession: %v", err)
 				}
-				if !strings.HasPrefix(s.ID, "cs_") || s.ProjectID != "prj_mock" || s.Environment != billing.EnvTest || !s.EventAt.Equal(now) {
+				if !strings.HasPrefix(s.ID, "cs_") || s.ProjectID != "prj_mock" || s.Environment != billing.EnvTest || !stamped(s.EventAt) {
 					t.Errorf("got %+v", s)
 				}
 				if s.URL == "" {
@@ -129,7 +132,7 @@ func TestClient_StripeMock(t *testing.T) {
 		if err != nil {
 			t.Fatalf("CreateCustomer: %v", err)
 		}
-		if !strings.HasPrefix(created.ID, "cus_") || created.ProjectID != "prj_mock" || !created.EventAt.Equal(now) {
+		if !strings.HasPrefix(created.ID, "cus_") || created.ProjectID != "prj_mock" || !stamped(created.EventAt) {
 			t.Errorf("create: got %+v", created)
 		}
 
@@ -144,8 +147,8 @@ func TestClient_StripeMock(t *testing.T) {
 			t.Errorf("update: got %+v, %v", updated, err)
 		}
 
-		if err := c.DeleteCustomer(ctx, created.ID); err != nil {
-			t.Errorf("delete: %v", err)
+		if deleted, err := c.DeleteCustomer(ctx, created.ID); err != nil || !deleted.Deleted || !stamped(deleted.EventAt) {
+			t.Errorf("delete: got %+v, %v", deleted, err)
 		}
 
 		if _, err := c.GetCustomer(ctx, ""); billing.ErrorCode(err) != billing.ENOTFOUND {
@@ -159,8 +162,15 @@ func TestClient_StripeMock(t *testing.T) {
 			t.Fatalf("GetSubscription: %v", err)
 		}
 		if s.ID != "sub_123" || s.CustomerID == "" || s.Status == "" || s.PriceID == "" || s.ProductID == "" ||
-			s.CurrentPeriodEnd.IsZero() || len(s.Items) == 0 || !s.EventAt.Equal(now) {
+			s.CurrentPeriodEnd.IsZero() || len(s.Items) == 0 || !stamped(s.EventAt) {
 			t.Errorf("got %+v", s)
+		}
+	})
+
+	t.Run("GetProduct", func(t *testing.T) {
+		p, err := c.GetProduct(ctx, "prod_any")
+		if err != nil || p.ID != "prod_any" || p.Name == "" || !stamped(p.EventAt) {
+			t.Errorf("got %+v, %v", p, err)
 		}
 	})
 

@@ -156,16 +156,34 @@ type rawProduct struct {
 	Name    string `json:"name"`
 	Active  bool   `json:"active"`
 	Deleted bool   `json:"deleted"`
+	Updated int64  `json:"updated"`
+	Created int64  `json:"created"`
 }
 
-// rawPrice also decodes a legacy plan, which has the same fields.
+// rawPrice also decodes a legacy plan, which has the same fields and its
+// interval at the top level rather than under recurring.
 type rawPrice struct {
-	ID       string     `json:"id"`
-	Object   string     `json:"object"`
-	Product  expandable `json:"product"`
-	Nickname string     `json:"nickname"`
-	Active   bool       `json:"active"`
-	Deleted  bool       `json:"deleted"`
+	ID        string     `json:"id"`
+	Object    string     `json:"object"`
+	Product   expandable `json:"product"`
+	Nickname  string     `json:"nickname"`
+	Active    bool       `json:"active"`
+	Deleted   bool       `json:"deleted"`
+	Created   int64      `json:"created"`
+	Recurring *struct {
+		Interval      string `json:"interval"`
+		IntervalCount int64  `json:"interval_count"`
+	} `json:"recurring"`
+	Interval      string `json:"interval"`
+	IntervalCount int64  `json:"interval_count"`
+}
+
+// interval returns how often the price recurs ("" for a one-time price).
+func (p *rawPrice) interval() (string, int64) {
+	if p.Recurring != nil && p.Recurring.Interval != "" {
+		return p.Recurring.Interval, p.Recurring.IntervalCount
+	}
+	return p.Interval, p.IntervalCount
 }
 
 type rawSubscriptionItem struct {
@@ -173,8 +191,9 @@ type rawSubscriptionItem struct {
 	Price    *rawPrice `json:"price"`
 	Plan     *rawPrice `json:"plan"`
 	Quantity int64     `json:"quantity"`
-	// CurrentPeriodEnd is on items from API version 2025-03-31 on.
-	CurrentPeriodEnd int64 `json:"current_period_end"`
+	// The current period is on items from API version 2025-03-31 on.
+	CurrentPeriodStart int64 `json:"current_period_start"`
+	CurrentPeriodEnd   int64 `json:"current_period_end"`
 }
 
 type rawSubscription struct {
@@ -182,13 +201,18 @@ type rawSubscription struct {
 	Object   string     `json:"object"`
 	Status   string     `json:"status"`
 	Customer expandable `json:"customer"`
-	// CurrentPeriodEnd is at the top level up to API version 2025-02-24.
-	CurrentPeriodEnd  int64    `json:"current_period_end"`
-	CancelAtPeriodEnd bool     `json:"cancel_at_period_end"`
-	TrialEnd          int64    `json:"trial_end"`
-	Created           int64    `json:"created"`
-	Metadata          metadata `json:"metadata"`
-	Items             struct {
+	// The current period is at the top level up to API version 2025-02-24.
+	CurrentPeriodStart int64    `json:"current_period_start"`
+	CurrentPeriodEnd   int64    `json:"current_period_end"`
+	CancelAtPeriodEnd  bool     `json:"cancel_at_period_end"`
+	CancelAt           int64    `json:"cancel_at"`
+	CanceledAt         int64    `json:"canceled_at"`
+	EndedAt            int64    `json:"ended_at"`
+	TrialEnd           int64    `json:"trial_end"`
+	Created            int64    `json:"created"`
+	StartDate          int64    `json:"start_date"`
+	Metadata           metadata `json:"metadata"`
+	Items              struct {
 		Data []rawSubscriptionItem `json:"data"`
 	} `json:"items"`
 	Plan *rawPrice `json:"plan"`
@@ -255,6 +279,7 @@ func decodeCustomer(b []byte, projectID string, env billing.Environment, at time
 	if r.Metadata.foreign(projectID) {
 		return billing.Customer{}, errForeign
 	}
+	at = stamp(at, r.Created)
 	return billing.Customer{
 		ID:          r.ID,
 		ProjectID:   projectID,
@@ -276,6 +301,7 @@ func decodeProduct(b []byte, projectID string, env billing.Environment, at time.
 	if err := decodeObject(b, "product", &r, &r.ID, &r.Object); err != nil {
 		return billing.Product{}, err
 	}
+	at = stamp(at, r.Created, r.Updated)
 	return billing.Product{
 		ID:          r.ID,
 		ProjectID:   projectID,
@@ -292,6 +318,7 @@ func decodePrice(b []byte, projectID string, env billing.Environment, at time.Ti
 	if err := decodeObject(b, "price", &r, &r.ID, &r.Object); err != nil {
 		return billing.Price{}, err
 	}
+	at = stamp(at, r.Created)
 	return billing.Price{
 		ID:          r.ID,
 		ProjectID:   projectID,
@@ -305,12 +332,19 @@ func decodePrice(b []byte, projectID string, env billing.Environment, at time.Ti
 }
 
 func decodeSubscription(b []byte, projectID string, env billing.Environment, at time.Time) (billing.Subscription, error) {
+	s, _, err := decodeSubscriptionProducts(b, projectID, env, at)
+	return s, err
+}
+
+// decodeSubscriptionProducts decodes a subscription and the products its
+// items carry expanded (with their names).
+func decodeSubscriptionProducts(b []byte, projectID string, env billing.Environment, at time.Time) (billing.Subscription, []billing.Product, error) {
 	var r rawSubscription
 	if err := decodeObject(b, "subscription", &r, &r.ID, &r.Object); err != nil {
-		return billing.Subscription{}, err
+		return billing.Subscription{}, nil, err
 	}
 	if r.Metadata.foreign(projectID) {
-		return billing.Subscription{}, errForeign
+		return billing.Subscription{}, nil, errForeign
 	}
 	s := billing.Subscription{
 		ID:                r.ID,
@@ -320,8 +354,11 @@ func decodeSubscription(b []byte, projectID string, env billing.Environment, at 
 		UserID:            r.Metadata.userID(),
 		Status:            r.Status,
 		CancelAtPeriodEnd: r.CancelAtPeriodEnd,
+		CancelAt:          optionalTime(r.CancelAt),
+		CanceledAt:        optionalTime(r.CanceledAt),
+		EndedAt:           optionalTime(r.EndedAt),
+		TrialEnd:          optionalTime(r.TrialEnd),
 		Created:           unixTime(r.Created),
-		EventAt:           at,
 	}
 	if r.Customer.Object != nil {
 		var c struct {
@@ -331,35 +368,46 @@ func decodeSubscription(b []byte, projectID string, env billing.Environment, at 
 			s.Email = clean(c.Email)
 		}
 	}
-	if r.TrialEnd > 0 {
-		t := unixTime(r.TrialEnd)
-		s.TrialEnd = &t
-	}
 
-	periodEnd := r.CurrentPeriodEnd
+	periodStart, periodEnd := r.CurrentPeriodStart, r.CurrentPeriodEnd
+	var products []billing.Product
 	for i, it := range r.Items.Data {
 		price := it.Price
 		if price == nil {
 			price = it.Plan
 		}
-		item := billing.SubscriptionItem{ID: it.ID, Quantity: it.Quantity, CurrentPeriodEnd: it.CurrentPeriodEnd}
+		if price != nil && price.Product.Object != nil {
+			if p, err := decodeProduct(price.Product.Object, projectID, env, at); err == nil && p.Name != "" {
+				products = append(products, p)
+			}
+		}
+		item := billing.SubscriptionItem{ID: it.ID, Quantity: it.Quantity,
+			CurrentPeriodStart: it.CurrentPeriodStart, CurrentPeriodEnd: it.CurrentPeriodEnd}
 		if price != nil {
 			item.PriceID = price.ID
 			item.ProductID = price.Product.ID
+			item.Interval, item.IntervalCount = price.interval()
 		}
 		s.Items = append(s.Items, item)
 		if i == 0 && price != nil {
 			s.PriceID, s.ProductID, s.PlanName = item.PriceID, item.ProductID, planName(price)
 		}
+		// From 2025-03-31 on, the subscription's period is its items' that
+		// ends last.
 		if r.CurrentPeriodEnd == 0 && it.CurrentPeriodEnd > periodEnd {
-			periodEnd = it.CurrentPeriodEnd
+			periodStart, periodEnd = it.CurrentPeriodStart, it.CurrentPeriodEnd
 		}
 	}
 	if s.PriceID == "" && r.Plan != nil {
 		s.PriceID, s.ProductID, s.PlanName = r.Plan.ID, r.Plan.Product.ID, planName(r.Plan)
 	}
+	s.CurrentPeriodStart = unixTime(periodStart)
 	s.CurrentPeriodEnd = unixTime(periodEnd)
-	return s, nil
+	s.EventAt = stamp(at, r.Created, r.StartDate, periodStart, r.CanceledAt, r.EndedAt)
+	for i := range products {
+		products[i].EventAt = s.EventAt
+	}
+	return s, products, nil
 }
 
 // planName returns the expanded product's name, or else the price's nickname.
@@ -383,7 +431,7 @@ func decodeCheckoutSession(b []byte, projectID string, env billing.Environment, 
 	if r.Metadata.foreign(projectID) {
 		return billing.CheckoutSession{}, errForeign
 	}
-	return r.session(projectID, env, at), nil
+	return r.session(projectID, env, stamp(at, r.Created)), nil
 }
 
 func (r *rawCheckoutSession) session(projectID string, env billing.Environment, at time.Time) billing.CheckoutSession {
@@ -413,6 +461,29 @@ func (r *rawCheckoutSession) session(projectID string, env billing.Environment, 
 		Created:         unixTime(r.Created),
 		EventAt:         at,
 	}
+}
+
+// stamp returns at, the time Stripe gave for the event or the read; when
+// Stripe gave none, the latest of the object's own timestamps (Unix
+// seconds). The local clock never orders a write.
+func stamp(at time.Time, own ...int64) time.Time {
+	if !at.IsZero() {
+		return at
+	}
+	var latest int64
+	for _, t := range own {
+		latest = max(latest, t)
+	}
+	return unixTime(latest)
+}
+
+// optionalTime converts a Stripe timestamp that may be absent.
+func optionalTime(sec int64) *time.Time {
+	if sec <= 0 {
+		return nil
+	}
+	t := unixTime(sec)
+	return &t
 }
 
 // unixTime converts a Stripe timestamp; 0 (or null) is the zero time.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -471,26 +472,43 @@ func TestClient_IdempotencyKey(t *testing.T) {
 
 func TestClient_Mapping(t *testing.T) {
 	t.Parallel()
+	// Stripe's clock, behind the local one: reads are stamped with it.
+	stripeNow := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	srv := newStandIn(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", stripeNow.Format(http.TimeFormat))
 		switch {
 		case r.URL.Path == "/v1/customers/cus_gone":
 			writeJSON(w, 200, `{"id":"cus_gone","object":"customer","deleted":true}`)
 		case r.URL.Path == "/v1/customers/cus_standin":
 			writeJSON(w, 200, customerJSON)
+		case r.URL.Path == "/v1/subscriptions/sub_2025":
+			// The 2025-03-31 shape, canceled through the portal (cancel_at,
+			// not cancel_at_period_end), answered without a Date header.
+			w.Header()["Date"] = nil
+			writeJSON(w, 200, `{"id":"sub_2025","object":"subscription","status":"active","created":1700000000,
+				"start_date":1700000000,"cancel_at_period_end":false,"cancel_at":1702592000,"canceled_at":1701000000,
+				"ended_at":null,"customer":"cus_1","metadata":{},
+				"items":{"object":"list","data":[
+					{"id":"si_a","quantity":1,"current_period_start":1699999000,"current_period_end":1702000000,
+						"price":{"id":"price_a","object":"price","product":"prod_a","recurring":{"interval":"week","interval_count":2}}},
+					{"id":"si_b","quantity":5,"current_period_start":1700000000,"current_period_end":1702592000,
+						"price":{"id":"price_b","object":"price","product":"prod_b","recurring":{"interval":"month","interval_count":1}}}]}}`)
 		case strings.HasPrefix(r.URL.Path, "/v1/subscriptions/"):
 			// The 2023-10-16 shape, with an expanded customer.
 			writeJSON(w, 200, `{"id":"sub_1","object":"subscription","status":"past_due","created":1700000000,
-				"current_period_end":1702592000,"cancel_at_period_end":true,"trial_end":null,
+				"current_period_start":1700000000,"current_period_end":1702592000,"cancel_at_period_end":true,"trial_end":null,
 				"customer":{"id":"cus_1","object":"customer","email":"ada@example.com"},
 				"metadata":{"user_id":"u1"},
 				"items":{"object":"list","data":[{"id":"si_1","quantity":3,
-					"price":{"id":"price_1","object":"price","nickname":"Gold","product":"prod_1"}}]}}`)
+					"plan":{"id":"price_1","object":"plan","interval":"year","interval_count":1,"product":"prod_1"},
+					"price":{"id":"price_1","object":"price","nickname":"Gold","product":"prod_1","recurring":{"interval":"year","interval_count":1}}}]}}`)
+		case r.URL.Path == "/v1/products/prod_1":
+			writeJSON(w, 200, `{"id":"prod_1","object":"product","name":"Gold plan","active":true,"created":1690000000,"updated":1695000000}`)
 		default:
 			writeJSON(w, 404, `{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such thing"}}`)
 		}
 	})
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	c := standInClient(t, srv.URL, stripeadapter.Config{Now: func() time.Time { return now }})
+	c := standInClient(t, srv.URL, stripeadapter.Config{})
 	ctx := context.Background()
 
 	gone, err := c.GetCustomer(ctx, "cus_gone")
@@ -498,19 +516,60 @@ func TestClient_Mapping(t *testing.T) {
 		t.Errorf("deleted customer: got %+v, %v", gone, err)
 	}
 	cu, err := c.GetCustomer(ctx, "cus_standin")
-	if err != nil || cu.Email != "ada@example.com" || cu.UserID != "u1" || !cu.Created.Equal(time.Unix(1700000000, 0)) || !cu.EventAt.Equal(now) {
+	if err != nil || cu.Email != "ada@example.com" || cu.UserID != "u1" || !cu.Created.Equal(time.Unix(1700000000, 0)) || !cu.EventAt.Equal(stripeNow) {
 		t.Errorf("customer: got %+v, %v", cu, err)
 	}
 	s, err := c.GetSubscription(ctx, "sub_1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Status != "past_due" || !s.CurrentPeriodEnd.Equal(time.Unix(1702592000, 0)) || !s.CancelAtPeriodEnd ||
+	if s.Status != "past_due" || !s.CurrentPeriodEnd.Equal(time.Unix(1702592000, 0)) || !s.CurrentPeriodStart.Equal(time.Unix(1700000000, 0)) ||
+		!s.CancelAtPeriodEnd || s.CancelAt != nil || !s.EndsAtPeriodEnd() ||
 		s.CustomerID != "cus_1" || s.Email != "ada@example.com" || s.UserID != "u1" || s.PriceID != "price_1" ||
-		s.ProductID != "prod_1" || s.PlanName != "Gold" || s.TrialEnd != nil || !s.EventAt.Equal(now) || s.Items[0].Quantity != 3 {
+		s.ProductID != "prod_1" || s.PlanName != "Gold" || s.TrialEnd != nil || !s.EventAt.Equal(stripeNow) || s.Items[0].Quantity != 3 ||
+		s.Items[0].Interval != "year" || s.Items[0].IntervalCount != 1 {
 		t.Errorf("subscription: got %+v", s)
 	}
-	if err := c.DeleteCustomer(ctx, "cus_unknown"); billing.ErrorCode(err) != billing.ENOTFOUND {
+
+	t.Run("NewerShapeCancelAt", func(t *testing.T) {
+		s, err := c.GetSubscription(ctx, "sub_2025")
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := func(sec int64) time.Time { return time.Unix(sec, 0).UTC() }
+		if s.CancelAtPeriodEnd || s.CancelAt == nil || !s.CancelAt.Equal(at(1702592000)) || !s.EndsAtPeriodEnd() ||
+			s.CanceledAt == nil || !s.CanceledAt.Equal(at(1701000000)) || s.EndedAt != nil {
+			t.Errorf("cancellation: got cancel_at_period_end %t, cancel_at %v, canceled_at %v, ended_at %v",
+				s.CancelAtPeriodEnd, s.CancelAt, s.CanceledAt, s.EndedAt)
+		}
+		// The period is the item's that ends last.
+		if !s.CurrentPeriodStart.Equal(at(1700000000)) || !s.CurrentPeriodEnd.Equal(at(1702592000)) {
+			t.Errorf("period: got %v to %v, want si_b's", s.CurrentPeriodStart, s.CurrentPeriodEnd)
+		}
+		want := []billing.SubscriptionItem{
+			{ID: "si_a", PriceID: "price_a", ProductID: "prod_a", Quantity: 1, Interval: "week", IntervalCount: 2,
+				CurrentPeriodStart: 1699999000, CurrentPeriodEnd: 1702000000},
+			{ID: "si_b", PriceID: "price_b", ProductID: "prod_b", Quantity: 5, Interval: "month", IntervalCount: 1,
+				CurrentPeriodStart: 1700000000, CurrentPeriodEnd: 1702592000},
+		}
+		if !slices.Equal(s.Items, want) {
+			t.Errorf("items: got %+v, want %+v", s.Items, want)
+		}
+		// Without a Date header, the object's own latest time stamps it.
+		if !s.EventAt.Equal(at(1701000000)) {
+			t.Errorf("stamp: got %v, want canceled_at", s.EventAt)
+		}
+	})
+	t.Run("Product", func(t *testing.T) {
+		p, err := c.GetProduct(ctx, "prod_1")
+		if err != nil || p.Name != "Gold plan" || !p.Active || p.ProjectID != "prj_standin" || !p.EventAt.Equal(stripeNow) {
+			t.Errorf("got %+v, %v", p, err)
+		}
+		if _, err := c.GetProduct(ctx, "prod_unknown"); billing.ErrorCode(err) != billing.ENOTFOUND {
+			t.Errorf("unknown: got %v, want ENOTFOUND", err)
+		}
+	})
+	if _, err := c.DeleteCustomer(ctx, "cus_unknown"); billing.ErrorCode(err) != billing.ENOTFOUND {
 		t.Errorf("delete unknown: got %v, want ENOTFOUND", err)
 	}
 }

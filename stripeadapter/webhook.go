@@ -97,7 +97,8 @@ type Parsed struct {
 	// caller.
 	Event billing.WebhookEvent
 	// Change is what the event writes to the mirror; every object in it has
-	// EventAt set to the event's created time. A Customer taken from a
+	// EventAt set to the event's created time. The products a subscription's
+	// items carry expanded are mirrored too. A Customer taken from a
 	// checkout session carries only ID, Email and UserID, and should be
 	// merged into a stored customer rather than replace it.
 	Change billing.MirrorChange
@@ -117,6 +118,37 @@ type rawEvent struct {
 	Data       struct {
 		Object json.RawMessage `json:"object"`
 	} `json:"data"`
+}
+
+// EventTypes returns the Stripe event types the service mirrors: the ones to
+// enable on a project's webhook endpoint. ParseEvent maps each of them to a
+// change of the mirror (or to objects to read); other types are stored and
+// acknowledged only.
+func EventTypes() []string {
+	return []string{
+		"checkout.session.completed",
+		"checkout.session.async_payment_succeeded",
+		"checkout.session.async_payment_failed",
+		"checkout.session.expired",
+		"customer.created",
+		"customer.updated",
+		"customer.deleted",
+		"customer.subscription.created",
+		"customer.subscription.updated",
+		"customer.subscription.deleted",
+		"customer.subscription.paused",
+		"customer.subscription.resumed",
+		"customer.subscription.trial_will_end",
+		"invoice.paid",
+		"invoice.payment_succeeded",
+		"invoice.payment_failed",
+		"product.created",
+		"product.updated",
+		"product.deleted",
+		"price.created",
+		"price.updated",
+		"price.deleted",
+	}
 }
 
 // ParseEvent reads a Stripe event of any API version into the event to store
@@ -180,11 +212,7 @@ func (p *Parsed) apply(typ string, obj json.RawMessage, at time.Time) error {
 		p.Change.Customers = append(p.Change.Customers, c)
 
 	case strings.HasPrefix(typ, "customer.subscription."):
-		s, err := decodeSubscription(obj, projectID, env, at)
-		if err != nil {
-			return err
-		}
-		p.Change.Subscriptions = append(p.Change.Subscriptions, s)
+		return p.applySubscription(obj, at)
 
 	case typ == "invoice.paid" || typ == "invoice.payment_failed" || typ == "invoice.payment_succeeded":
 		var inv rawInvoice
@@ -251,18 +279,28 @@ func (p *Parsed) applyCheckoutSession(typ string, obj json.RawMessage, at time.T
 	return nil
 }
 
+// applySubscription mirrors a subscription object, and the products its
+// items carry expanded.
+func (p *Parsed) applySubscription(obj json.RawMessage, at time.Time) error {
+	s, products, err := decodeSubscriptionProducts(obj, p.Event.ProjectID, p.Event.Environment, at)
+	if err != nil {
+		return err
+	}
+	p.Change.Subscriptions = append(p.Change.Subscriptions, s)
+	p.Change.Products = append(p.Change.Products, products...)
+	return nil
+}
+
 // applySubscriptionRef mirrors an expanded subscription, or asks the caller
 // to refresh one given by id.
 func (p *Parsed) applySubscriptionRef(sub expandable, at time.Time) error {
 	switch {
 	case sub.Object != nil:
-		s, err := decodeSubscription(sub.Object, p.Event.ProjectID, p.Event.Environment, at)
-		if errors.Is(err, errForeign) {
+		if err := p.applySubscription(sub.Object, at); errors.Is(err, errForeign) {
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("subscription: %w", err)
 		}
-		p.Change.Subscriptions = append(p.Change.Subscriptions, s)
 	case sub.ID != "":
 		p.RefreshSubscriptions = append(p.RefreshSubscriptions, sub.ID)
 	}

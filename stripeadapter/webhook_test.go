@@ -120,6 +120,7 @@ func TestParseEvent(t *testing.T) {
 	const project = "prj_01HPX4R2"
 	env := billing.EnvTest
 	trialEnd := unix(1744809590)
+	canceledAt := unix(1707998400)
 
 	for _, tc := range []struct {
 		fixture     string
@@ -136,9 +137,11 @@ func TestParseEvent(t *testing.T) {
 				ID: "sub_1OkQlzLz8sXh3kVbq2Fq7mNd", ProjectID: project, Environment: env,
 				CustomerID: "cus_PZoYq2YbJ3mK8c", UserID: "user_42",
 				PriceID: "price_1OkQd1Lz8sXh3kVbPremium", ProductID: "prod_PZoQ7bHcVw2Kx1", PlanName: "Premium monthly",
-				Status: "active", CurrentPeriodEnd: unix(1710504000), CancelAtPeriodEnd: true,
+				Status: "active", CurrentPeriodStart: unix(1707998395), CurrentPeriodEnd: unix(1710504000), CancelAtPeriodEnd: true,
+				CanceledAt: &canceledAt,
 				Items: []billing.SubscriptionItem{{
 					ID: "si_PZoYH7qD1wX3fT", PriceID: "price_1OkQd1Lz8sXh3kVbPremium", ProductID: "prod_PZoQ7bHcVw2Kx1", Quantity: 1,
+					Interval: "month", IntervalCount: 1,
 				}},
 				Created: unix(1707998395), EventAt: unix(1707998400),
 			}}},
@@ -151,12 +154,15 @@ func TestParseEvent(t *testing.T) {
 				CustomerID: "cus_S3ZpK8vXqA1bTm", UserID: "auth0|66f0c2",
 				PriceID: "price_1R8xS0Lz8sXh3kVbTeamEUR", ProductID: "prod_S3ZoTeamPlan01", PlanName: "Team",
 				Status: "trialing",
-				// The latest of the items' period ends.
-				CurrentPeriodEnd: unix(1746191999),
-				TrialEnd:         &trialEnd,
+				// The period of the item that ends last.
+				CurrentPeriodStart: unix(1743599990),
+				CurrentPeriodEnd:   unix(1746191999),
+				TrialEnd:           &trialEnd,
 				Items: []billing.SubscriptionItem{
-					{ID: "si_S3ZpW1xYzA2bCd", PriceID: "price_1R8xS0Lz8sXh3kVbTeamEUR", ProductID: "prod_S3ZoTeamPlan01", Quantity: 5, CurrentPeriodEnd: 1746191990},
-					{ID: "si_S3ZpAddonSeat02", PriceID: "price_1R8xS5Lz8sXh3kVbAddon", ProductID: "prod_S3ZoAddon0002", Quantity: 2, CurrentPeriodEnd: 1746191999},
+					{ID: "si_S3ZpW1xYzA2bCd", PriceID: "price_1R8xS0Lz8sXh3kVbTeamEUR", ProductID: "prod_S3ZoTeamPlan01", Quantity: 5,
+						Interval: "month", IntervalCount: 1, CurrentPeriodStart: 1743599990, CurrentPeriodEnd: 1746191990},
+					{ID: "si_S3ZpAddonSeat02", PriceID: "price_1R8xS5Lz8sXh3kVbAddon", ProductID: "prod_S3ZoAddon0002", Quantity: 2,
+						Interval: "month", IntervalCount: 1, CurrentPeriodStart: 1743599990, CurrentPeriodEnd: 1746191999},
 				},
 				Created: unix(1743599990), EventAt: unix(1743600000),
 			}}},
@@ -168,12 +174,17 @@ func TestParseEvent(t *testing.T) {
 				ID: "sub_1R9aB0Lz8sXh3kVbExpSub01", ProjectID: project, Environment: env,
 				CustomerID: "cus_SExpanded00001", Email: "ada@example.com",
 				PriceID: "price_1R9aA0Lz8sXh3kVbBasic", ProductID: "prod_SExpBasic0001", PlanName: "Basic plan",
-				Status: "incomplete", CurrentPeriodEnd: unix(1753920000),
+				Status: "incomplete", CurrentPeriodStart: unix(1751327990), CurrentPeriodEnd: unix(1753920000),
 				Items: []billing.SubscriptionItem{{
-					ID: "si_SExpItem00001", PriceID: "price_1R9aA0Lz8sXh3kVbBasic", ProductID: "prod_SExpBasic0001", Quantity: 1, CurrentPeriodEnd: 1753920000,
+					ID: "si_SExpItem00001", PriceID: "price_1R9aA0Lz8sXh3kVbBasic", ProductID: "prod_SExpBasic0001", Quantity: 1,
+					CurrentPeriodStart: 1751327990, CurrentPeriodEnd: 1753920000,
 				}},
 				Created: unix(1751327990), EventAt: unix(1751328000),
-			}}},
+			}},
+				// The product the item carries expanded is mirrored too.
+				Products: []billing.Product{{ID: "prod_SExpBasic0001", ProjectID: project, Environment: env,
+					Name: "Basic plan", Active: true, EventAt: unix(1751328000)}},
+			},
 		},
 		{
 			fixture: "checkout.session.completed.subscription", wantType: "checkout.session.completed",
@@ -417,5 +428,31 @@ func TestEvent_Patch(t *testing.T) {
 	}
 	if names := stripetest.EventNames(); len(names) < 8 {
 		t.Errorf("EventNames: got %v", names)
+	}
+}
+
+// TestEventTypes checks that every event type the service asks Stripe for
+// changes the mirror (or names objects to read).
+func TestEventTypes(t *testing.T) {
+	fixtures := map[string]string{"checkout.session.": "checkout.session.completed.subscription", "customer.": "customer.created",
+		"invoice.": "invoice.paid", "product.": "product.updated", "price.": "price.created"}
+	for _, typ := range stripeadapter.EventTypes() {
+		var payload []byte
+		if strings.HasPrefix(typ, "customer.subscription.") {
+			payload = stripetest.SubscriptionEvent(stripetest.SubscriptionEventOptions{Type: typ})
+		} else {
+			for prefix, fixture := range fixtures {
+				if strings.HasPrefix(typ, prefix) {
+					payload = stripetest.Event(t, fixture, map[string]any{"type": typ})
+				}
+			}
+		}
+		if payload == nil {
+			t.Fatalf("%s: no fixture for this type", typ)
+		}
+		p, err := stripeadapter.ParseEvent(payload, "prj_types", billing.EnvTest)
+		if err != nil || p.Change.Empty() && len(p.RefreshSubscriptions) == 0 {
+			t.Errorf("%s: got %+v, %v; want a change of the mirror", typ, p.Change, err)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stackfordevs/billing/internal/admin"
 	"github.com/stackfordevs/billing/internal/jobs"
 	"github.com/stackfordevs/billing/internal/secret"
+	"github.com/stackfordevs/billing/mirror"
 	"github.com/stackfordevs/billing/stripeadapter"
 )
 
@@ -152,10 +153,21 @@ func runSync(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	stripe := stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger})
+	// The changes reach running instances' caches through Redis when it is
+	// configured, and within their caches' expiry otherwise.
+	rdb, err := redisClient(c)
+	if err != nil {
+		return err
+	}
+	if rdb != nil {
+		defer rdb.Close()
+	}
+	changes, closeBus := newBus(rdb, c.RedisPrefix, logger)
+	defer closeBus()
+	m := mirror.New(mirror.Config{Store: db, Bus: changes, Logger: logger,
+		Accounts: mirror.NewAccounts(db.FindStripeSettings, stripeadapter.New(stripeadapter.Config{BaseURL: c.StripeAPIBase, Logger: logger}))})
 	// The progress lines say what the job's info logs would.
-	svc := jobs.New(jobs.Options{Store: db, Resyncer: &jobs.StripeResyncer{Store: db, Stripe: stripe},
-		Logger: newLogger(stderr, max(c.LogLevel, slog.LevelWarn))})
+	svc := jobs.New(jobs.Options{Store: db, Resyncer: m, Logger: newLogger(stderr, max(c.LogLevel, slog.LevelWarn))})
 	job, err := svc.Start(cliContext(ctx), p.ID, env, billing.SyncByCLI)
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ type config struct {
 	// Budgets are the hourly rate-limit budgets by class, each read from
 	// its variable (server.BudgetClasses).
 	Budgets     map[string]int
+	RedisPrefix string
 	AutoMigrate bool
 	// AllowPrivateURLs lets JWKS URLs reach loopback and private
 	// addresses (BILLING_ALLOW_PRIVATE_URLS; development mode sets it).
@@ -59,6 +60,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AdminToken:         getenv("BILLING_ADMIN_TOKEN"),
 		StripeAPIBase:      getenv("BILLING_STRIPE_API_BASE"),
 		RedisURL:           getenv("BILLING_REDIS_URL"),
+		RedisPrefix:        getenv("BILLING_REDIS_PREFIX"),
 		MetricsToken:       getenv("BILLING_METRICS_TOKEN"),
 		Budgets:            map[string]int{},
 		AutoMigrate:        true,

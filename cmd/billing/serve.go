@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/stackfordevs/billing/internal/bus"
 	"github.com/stackfordevs/billing/internal/buyertoken"
 	"github.com/stackfordevs/billing/internal/jobs"
@@ -17,6 +19,7 @@ import (
 	"github.com/stackfordevs/billing/internal/ratelimit"
 	"github.com/stackfordevs/billing/internal/urlguard"
 	"github.com/stackfordevs/billing/internal/usage"
+	"github.com/stackfordevs/billing/mirror"
 	"github.com/stackfordevs/billing/server"
 	"github.com/stackfordevs/billing/store"
 	"github.com/stackfordevs/billing/stripeadapter"
@@ -60,20 +63,18 @@ func runServe(ctx context.Context, inv *invocation) error {
 	m.ObserveUsageLag(recorder.Lag)
 
 	var limiter ratelimit.Limiter = ratelimit.NewLocal(nil)
-	var invalidations server.Bus
-	if c.RedisURL != "" {
-		rdb, err := ratelimit.NewRedisClient(c.RedisURL)
-		if err != nil {
-			return fmt.Errorf("BILLING_REDIS_URL: %w", err)
-		}
+	rdb, err := redisClient(c)
+	if err != nil {
+		return err
+	}
+	if rdb != nil {
 		defer rdb.Close()
 		rl := ratelimit.NewRedis(rdb, logger)
 		rl.OnError = m.RateLimiterFails.Inc
 		limiter = rl
-		b := bus.NewRedis(rdb, logger)
-		defer b.Close()
-		invalidations = b
 	}
+	changes, closeBus := newBus(rdb, c.RedisPrefix, logger)
+	defer closeBus()
 	ring, err := c.keyring()
 	if err != nil {
 		return err
@@ -89,8 +90,11 @@ func runServe(ctx context.Context, inv *invocation) error {
 			}
 			m.ObserveStripe(op, d, code)
 		}})
-	syncJobs := jobs.New(jobs.Options{Store: db, Resyncer: &jobs.StripeResyncer{Store: db, Stripe: stripe},
-		Logger: logger, ReconcileEvery: c.ReconcileInterval})
+	// Resyncs write through a mirror of their own on the same bus, so that
+	// what they change reaches every cache.
+	resyncs := mirror.New(mirror.Config{Store: db, Bus: changes, Logger: logger,
+		Accounts: mirror.NewAccounts(db.FindStripeSettings, stripe)})
+	syncJobs := jobs.New(jobs.Options{Store: db, Resyncer: resyncs, Logger: logger, ReconcileEvery: c.ReconcileInterval})
 
 	app, err := server.New(server.Config{
 		Store:          db,
@@ -107,7 +111,7 @@ func runServe(ctx context.Context, inv *invocation) error {
 		TrustedProxies: c.TrustedProxies,
 		URLs:           urls,
 		SessionKey:     ring.DeriveKey("setup-session"),
-		Bus:            invalidations,
+		Bus:            changes,
 	})
 	if err != nil {
 		return err
@@ -190,6 +194,29 @@ func startPruner(ctx context.Context, db *store.DB, retention time.Duration, log
 // it (stripeadapter.DefaultCallTimeout), so that a Stripe that hangs is
 // answered 504 rather than a dropped connection.
 const writeTimeout = 60 * time.Second
+
+// redisClient returns the client of BILLING_REDIS_URL, or nil without one.
+func redisClient(c config) (*redis.Client, error) {
+	if c.RedisURL == "" {
+		return nil, nil
+	}
+	rdb, err := ratelimit.NewRedisClient(c.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("BILLING_REDIS_URL: %w", err)
+	}
+	return rdb, nil
+}
+
+// newBus returns the bus that announces changes to this process's caches
+// and, with Redis, to every instance's, on the channel of prefix
+// (BILLING_REDIS_PREFIX).
+func newBus(rdb *redis.Client, prefix string, logger *slog.Logger) (*bus.Bus, func()) {
+	if rdb == nil {
+		return bus.New(nil), func() {}
+	}
+	remote := bus.NewRedis(rdb, bus.RedisOptions{Prefix: prefix, Logger: logger})
+	return bus.New(remote), func() { remote.Close() }
+}
 
 func displayAddr(a net.Addr) string {
 	if t, ok := a.(*net.TCPAddr); ok && (t.IP == nil || t.IP.IsUnspecified()) {

@@ -106,9 +106,6 @@ type Service struct {
 	retention      time.Duration
 
 	wake chan struct{}
-
-	mu    sync.Mutex
-	after []func(ctx context.Context, projectID string, env billing.Environment)
 }
 
 // New returns a Service with opts' defaults filled in.
@@ -176,15 +173,6 @@ func instanceName() string {
 
 // Instance returns the name under which this service holds leases.
 func (s *Service) Instance() string { return s.owner }
-
-// AfterResync registers fn to be called after every resync this service
-// runs, whether it succeeded or not (a failed one may have written part of
-// what it read).
-func (s *Service) AfterResync(fn func(ctx context.Context, projectID string, env billing.Environment)) {
-	s.mu.Lock()
-	s.after = append(s.after, fn)
-	s.mu.Unlock()
-}
 
 // Start queues a resync of the project's mirror for env, started by origin
 // (one of the billing.SyncBy* values), and returns it; when one is already
@@ -396,15 +384,8 @@ func (s *Service) execute(ctx context.Context, job *billing.SyncJob, observe fun
 	close(stop)
 	<-renewed
 
-	// What was written must be seen, whether the resync succeeded or not.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer wcancel()
-	s.mu.Lock()
-	after := s.after
-	s.mu.Unlock()
-	for _, fn := range after {
-		fn(wctx, job.ProjectID, job.Environment)
-	}
 
 	switch {
 	case errors.Is(context.Cause(runCtx), errLeaseLost):
