@@ -122,6 +122,18 @@ func (c *Client) GetUsage(ctx context.Context, p UsageParams, opts ...Option) ([
 	return out.Data, err
 }
 
+// StartSync starts a resync of the project's mirror from Stripe for the
+// environment, or returns the one already queued or running. Follow it with
+// GetSyncJob until Done.
+func (c *Client) StartSync(ctx context.Context, opts ...Option) (*SyncJob, error) {
+	return call[SyncJob](ctx, c, request{method: "POST", path: "/v1/sync"}, opts)
+}
+
+// GetSyncJob returns a resync job of the project.
+func (c *Client) GetSyncJob(ctx context.Context, id string, opts ...Option) (*SyncJob, error) {
+	return call[SyncJob](ctx, c, request{method: "GET", path: "/v1/sync/" + url.PathEscape(id), noEnvironment: true}, opts)
+}
+
 // call makes a request whose answer is one T.
 func call[T any](ctx context.Context, c *Client, r request, opts []Option) (*T, error) {
 	out := new(T)

@@ -34,6 +34,8 @@ var sdkTypes = map[string]any{
 	"AuthSetupRequest":             client.AuthSetupRequest{},
 	"AuthSetup":                    client.AuthSetup{},
 	"UsageCount":                   client.UsageCount{},
+	"SyncJob":                      client.SyncJob{},
+	"SyncCounts":                   client.SyncCounts{},
 }
 
 // notSDKTypes are the schemas the SDK has no type for, and why.
@@ -60,7 +62,7 @@ var notSDKTypes = map[string]string{
 // notSDKOperations are the operations the SDK does not call.
 var notSDKOperations = []string{
 	"receiveStripeWebhook", "getHealth", "getReady",
-	"adminCreateTenant", "adminCreateProject", "adminRotateProjectSecret", "adminSyncProject", "adminGetUsage",
+	"adminCreateTenant", "adminCreateProject", "adminRotateProjectSecret", "adminSyncProject", "adminGetSyncJob", "adminGetUsage",
 }
 
 // methodNames are the SDK methods not named after their operationId.

@@ -218,3 +218,31 @@ type UsageCount struct {
 	Day         string      `json:"day"`          // YYYY-MM-DD
 	Count       int64       `json:"count"`
 }
+
+// SyncJob is a resync of the project's mirror from Stripe for one
+// environment, started by StartSync.
+type SyncJob struct {
+	ID          string      `json:"id"`
+	Object      string      `json:"object"` // sync_job
+	ProjectID   string      `json:"project_id"`
+	Environment Environment `json:"environment"`
+	Origin      string      `json:"origin"` // api, admin, cli or schedule
+	State       string      `json:"state"`  // queued, running, succeeded or failed
+	Counts      SyncCounts  `json:"counts"`
+	Attempts    int         `json:"attempts"`
+	Error       *string     `json:"error"` // why it failed; nil unless it did
+	CreatedAt   time.Time   `json:"created_at"`
+	StartedAt   *time.Time  `json:"started_at"`
+	FinishedAt  *time.Time  `json:"finished_at"`
+}
+
+// Done reports whether the job has finished, successfully or not.
+func (j *SyncJob) Done() bool { return j.State == "succeeded" || j.State == "failed" }
+
+// SyncCounts says how many objects of each kind a resync has read so far.
+type SyncCounts struct {
+	Customers     int `json:"customers"`
+	Products      int `json:"products"`
+	Prices        int `json:"prices"`
+	Subscriptions int `json:"subscriptions"`
+}

@@ -266,6 +266,15 @@ type flakyStore struct {
 	failWrites atomic.Int32
 }
 
+// Apply fails the service's own customer writes while failWrites lasts:
+// the record of a created customer goes through the mirror.
+func (s *flakyStore) Apply(ctx context.Context, w store.Write) (store.Applied, error) {
+	if w.Origin == store.FromService && len(w.Change.Customers) > 0 && s.failWrites.Add(-1) >= 0 {
+		return store.Applied{}, billing.Errorf(billing.EUNAVAILABLE, "The database is unavailable.")
+	}
+	return s.DB.Apply(ctx, w)
+}
+
 func (s *flakyStore) CompleteIntent(ctx context.Context, projectID string, env billing.Environment, key, objectID string, record any) error {
 	if s.failWrites.Add(-1) >= 0 {
 		return billing.Errorf(billing.EUNAVAILABLE, "The database is unavailable.")

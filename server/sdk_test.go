@@ -273,5 +273,28 @@ func TestSDK(t *testing.T) {
 				t.Errorf("got %s", req.URL)
 			}
 		})
+
+		t.Run("Sync", func(t *testing.T) {
+			job, err := c.StartSync(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if job.ID == "" || job.Environment != client.Test || job.Origin != "api" {
+				t.Fatalf("got %+v, want a test-environment job started by the API", job)
+			}
+			deadline := time.Now().Add(time.Minute)
+			for !job.Done() && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+				if job, err = c.GetSyncJob(ctx, job.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if job.State != "succeeded" || job.FinishedAt == nil {
+				t.Errorf("got %+v, want a finished, succeeded job", job)
+			}
+			if _, err := c.GetSyncJob(ctx, "sync_nope"); !client.IsNotFound(err) {
+				t.Errorf("unknown job: got %v, want a not-found *client.Error", err)
+			}
+		})
 	})
 }

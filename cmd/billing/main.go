@@ -41,7 +41,7 @@ var (
 	envStore = []string{"BILLING_DATABASE_URL", "BILLING_MASTER_KEY", "BILLING_MASTER_KEY_PREVIOUS",
 		"BILLING_AUTO_MIGRATE", "BILLING_DEV", "BILLING_LOG_LEVEL"}
 	// envServe is what `serve` reads besides envStore.
-	envServe = []string{"BILLING_ADDR", "BILLING_ADMIN_TOKEN", "BILLING_STRIPE_API_BASE", "BILLING_REDIS_URL",
+	envServe = []string{"BILLING_ADDR", "BILLING_ADMIN_TOKEN", "BILLING_STRIPE_API_BASE", "BILLING_REDIS_URL", "BILLING_REDIS_PREFIX",
 		"BILLING_RATE_LIMIT_CREATES_PER_HOUR", "BILLING_RATE_LIMIT_QUERIES_PER_HOUR", "BILLING_METRICS_TOKEN",
 		"BILLING_USAGE_FLUSH_INTERVAL", "BILLING_RECONCILE_INTERVAL", "BILLING_EVENT_RETENTION", "BILLING_ALLOW_PRIVATE_URLS", "BILLING_TRUSTED_PROXIES"}
 )
@@ -57,6 +57,7 @@ var envDocs = map[string]string{
 	"BILLING_LOG_LEVEL":                   "debug, info, warn or error (default info); logs are JSON lines on stderr",
 	"BILLING_ADMIN_TOKEN":                 "bearer token of the admin API (admin API off when empty)",
 	"BILLING_STRIPE_API_BASE":             "another Stripe endpoint, such as stripe-mock",
+	"BILLING_REDIS_PREFIX":                "prefix of the Redis channel that carries cache invalidations (default billing:)",
 	"BILLING_REDIS_URL":                   "share rate limits and cache invalidations between instances",
 	"BILLING_RATE_LIMIT_CREATES_PER_HOUR": "POST/PUT/DELETE calls per project and environment (default 1000)",
 	"BILLING_RATE_LIMIT_QUERIES_PER_HOUR": "GET calls per project and environment (default 5000)",
@@ -116,7 +117,7 @@ secret and a webhook signing secret, and prints curl lines to paste.`,
 		{
 			name: "sync", synopsis: "--project ID --environment test|live",
 			summary: "backfill customers, products, prices and subscriptions from Stripe",
-			env:     concat(envStore, []string{"BILLING_STRIPE_API_BASE"}),
+			env:     concat(envStore, []string{"BILLING_STRIPE_API_BASE", "BILLING_REDIS_URL", "BILLING_REDIS_PREFIX"}),
 			run:     runSync,
 		},
 		{
