@@ -5,6 +5,7 @@ import (
 
 	billing "github.com/stackfordevs/billing"
 	"github.com/stackfordevs/billing/gen"
+	"github.com/stackfordevs/billing/internal/present"
 )
 
 // GetCustomerSubscription answers from the mirror (see
@@ -30,26 +31,5 @@ func (s *Server) GetCustomerSubscription(ctx context.Context, req gen.GetCustome
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetCustomerSubscription200JSONResponse{Subscription: subscriptionJSON(p, sub)}, nil
-}
-
-// subscriptionJSON shapes a subscription as the seed's answer; nil is none.
-func subscriptionJSON(p *billing.Project, sub *billing.Subscription) *gen.Subscription {
-	if sub == nil {
-		return nil
-	}
-	out := &gen.Subscription{
-		Id:                   sub.ID,
-		TenantId:             p.TenantID,
-		PlanId:               sub.PriceID,
-		Status:               gen.SubscriptionStatus(sub.Status),
-		CurrentPeriodEnd:     sub.CurrentPeriodEnd.UTC(),
-		StripeSubscriptionId: sub.ID,
-		CancelAtPeriodEnd:    sub.EndsAtPeriodEnd(),
-	}
-	out.Plan.Name = sub.PlanName
-	if sub.TrialEnd != nil {
-		out.TrialEnd = ptr(sub.TrialEnd.UTC())
-	}
-	return out
+	return gen.GetCustomerSubscription200JSONResponse{Subscription: present.Subscription(p.TenantID, sub)}, nil
 }
