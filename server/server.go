@@ -25,8 +25,8 @@ import (
 	"github.com/stackfordevs/billing/internal/ratelimit"
 	"github.com/stackfordevs/billing/internal/routes"
 	"github.com/stackfordevs/billing/internal/urlguard"
-	"github.com/stackfordevs/billing/setuppage"
 	"github.com/stackfordevs/billing/mirror"
+	"github.com/stackfordevs/billing/setuppage"
 	"github.com/stackfordevs/billing/stripeadapter"
 )
 

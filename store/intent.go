@@ -91,7 +91,7 @@ func (db *DB) CompleteIntent(ctx context.Context, projectID string, env billing.
 		}
 		_, err := db.Apply(ctx, Write{ProjectID: r.ProjectID, Environment: r.Environment, Origin: FromService,
 			Change: billing.MirrorChange{Customers: []billing.Customer{r}},
-			InTx: func(tx *Tx, _ []billing.ObjectChange) error { return tx.CompleteIntent(key, objectID) }})
+			InTx:   func(tx *Tx, _ []billing.ObjectChange) error { return tx.CompleteIntent(key, objectID) }})
 		return err
 	case billing.CheckoutSession:
 		write = func(tx *gorm.DB) error { return db.createCheckoutSession(tx, r) }
