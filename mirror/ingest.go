@@ -42,9 +42,9 @@ type Receipt struct {
 // signing secret; EINVALID naming "Stripe-Signature" for a signature that
 // does not verify, or without a field for a payload that is not an event;
 // EUNAVAILABLE when the database or Stripe fails, so that Stripe delivers the
-// event again. An event whose object cannot be read is stored as failed
-// (Receipt.Status) rather than refused, since Stripe's retries would not
-// change it.
+// event again. An event whose object cannot be read, or holds a value the
+// database refuses, is stored as failed (Receipt.Status) rather than
+// refused, since Stripe's retries would not change it.
 func (m *Mirror) Ingest(ctx context.Context, d Delivery) (Receipt, error) {
 	acct, err := m.accounts.Account(ctx, d.ProjectID, d.Environment)
 	switch code := billing.ErrorCode(err); {
@@ -99,6 +99,25 @@ func (m *Mirror) Ingest(ctx context.Context, d Delivery) (Receipt, error) {
 	}
 	res, err := m.write(ctx, store.Write{ProjectID: d.ProjectID, Environment: d.Environment, Origin: store.FromEvent,
 		Event: &ev, Change: change})
+	if billing.ErrorCode(err) == billing.EINVALID && !change.Empty() {
+		// The database refused a value of the event's objects: it would
+		// refuse every retry, so the event is kept as failed, without its
+		// change, for the operator to see.
+		m.logger.WarnContext(ctx, "webhook event could not be applied: the database refused a value",
+			"project_id", d.ProjectID, "event_id", ev.ID, "type", ev.Type)
+		ev.Status, ev.Error = billing.EventFailed, "The database refused a value of the event's objects."
+		res, err = m.write(ctx, store.Write{ProjectID: d.ProjectID, Environment: d.Environment, Origin: store.FromEvent,
+			Event: &ev})
+	}
+	if billing.ErrorCode(err) == billing.EINVALID {
+		// Not even the event itself could be stored: Stripe's retries
+		// would be refused the same way, so it is acknowledged.
+		m.logger.ErrorContext(ctx, "webhook event refused by the database and acknowledged",
+			"project_id", d.ProjectID, "type", ev.Type)
+		m.observe(ev.Type, billing.EventFailed)
+		rcpt.Status = billing.EventFailed
+		return rcpt, nil
+	}
 	if err != nil {
 		return Receipt{}, m.notStored(ctx, d.ProjectID, ev.ID, err)
 	}

@@ -443,3 +443,43 @@ func TestInTx(t *testing.T) {
 		}
 	})
 }
+
+// refusingStore refuses, as a database refuses a value it cannot hold, every
+// write whose change is not empty, and with events every write when all is
+// set.
+type refusingStore struct {
+	*store.DB
+	all bool
+}
+
+func (s refusingStore) Apply(ctx context.Context, w store.Write) (store.Applied, error) {
+	if s.all || !w.Change.Empty() {
+		return store.Applied{}, billing.FieldErrorf("", "The database refused a value.")
+	}
+	return s.DB.Apply(ctx, w)
+}
+
+// TestIngestRefusedValue shows that an event the database refuses a value
+// of is acknowledged, never answered with an error that Stripe would retry
+// forever: kept as failed when the event itself can be stored.
+func TestIngestRefusedValue(t *testing.T) {
+	db := storetest.MustOpenDB(t, storetest.FakeSealer{})
+	h := newHarness(t, db)
+	ev := stripetest.SubscriptionEvent(stripetest.SubscriptionEventOptions{EventID: "evt_refused", Type: "customer.subscription.created"})
+
+	h = h.instance(t, func(c *mirror.Config) { c.Store = refusingStore{DB: db} })
+	r, err := h.deliver(t, ev)
+	if err != nil || r.Status != billing.EventFailed {
+		t.Fatalf("got %+v, %v; want the event acknowledged as failed", r, err)
+	}
+	stored, err := db.FindWebhookEvent(context.Background(), h.p.ID, billing.EnvTest, "evt_refused")
+	if err != nil || stored.Status != billing.EventFailed || stored.Error == "" {
+		t.Errorf("ledger: got %+v, %v; want the event stored as failed with a reason", stored, err)
+	}
+
+	h = h.instance(t, func(c *mirror.Config) { c.Store = refusingStore{DB: db, all: true} })
+	ev = stripetest.SubscriptionEvent(stripetest.SubscriptionEventOptions{EventID: "evt_refused_whole", Type: "customer.subscription.created"})
+	if r, err := h.deliver(t, ev); err != nil || r.Status != billing.EventFailed {
+		t.Errorf("event refused whole: got %+v, %v; want it acknowledged as failed", r, err)
+	}
+}
