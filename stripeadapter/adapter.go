@@ -197,9 +197,17 @@ func (a *Adapter) Client(projectID string, env billing.Environment, secretKey st
 		callTimeout: a.callTimeout,
 		lists:       &limitedBackend{Backend: a.backends.API, limit: rate.NewLimiter(a.listRate, 1)},
 	}
+	if len(a.clients) >= maxClients {
+		// Far more projects than one instance serves at once: start over
+		// rather than grow; clients are cheap to build again.
+		clear(a.clients)
+	}
 	a.clients[k] = &cachedClient{keyHash: h, client: client}
 	return client
 }
+
+// maxClients bounds the cached clients (one per project and environment).
+const maxClients = 100_000
 
 // Forget drops the cached client of a project's environment, for example
 // after its Stripe settings were removed.
